@@ -1,0 +1,265 @@
+//! Deterministic layers: the same files give the same tar bytes and the same gzip bytes,
+//! whatever the host, the file mtimes, the umask, or the order the files were created in.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+use serde::Serialize;
+use wharf_oci::{Descriptor, Digest, Hasher, Layout, media_type};
+
+use crate::Error;
+
+/// gzip level for layers. Part of the reproducibility contract: changing it changes digests.
+const GZIP_LEVEL: u32 = 6;
+
+/// Where a file's content comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+/// A regular file to put in a layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Absolute path inside the image, e.g. `/app/service`.
+    pub path: String,
+    pub content: Content,
+    /// Permission bits. `None` normalizes the source's: 0755 if any execute bit is set,
+    /// else 0644, so the umask of whoever created the file does not matter.
+    pub mode: Option<u32>,
+}
+
+/// Owner and mtime applied to every entry of a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ownership {
+    pub uid: u64,
+    pub gid: u64,
+    /// Seconds since the epoch (`SOURCE_DATE_EPOCH`), for every entry.
+    pub mtime: u64,
+}
+
+/// The files of one layer, in any order: they are sorted by path when written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LayerSpec {
+    /// Shown in the image history, e.g. `binary hello-service`.
+    pub description: String,
+    pub files: Vec<FileEntry>,
+}
+
+impl LayerSpec {
+    /// Adds a host file or directory (recursively) under `image_path`.
+    pub fn with_path(mut self, host: &Path, image_path: &str) -> Result<LayerSpec, Error> {
+        let meta = fs::metadata(host).map_err(|source| Error::Input {
+            path: host.to_path_buf(),
+            source,
+        })?;
+        if meta.is_dir() {
+            let mut children: Vec<_> = fs::read_dir(host)
+                .and_then(|entries| entries.collect::<Result<Vec<_>, _>>())
+                .map_err(|source| Error::Input {
+                    path: host.to_path_buf(),
+                    source,
+                })?;
+            children.sort_by_key(|e| e.file_name());
+            for child in children {
+                let name = child.file_name();
+                let name = name
+                    .to_str()
+                    .ok_or_else(|| Error::NonUtf8Path(child.path()))?;
+                let image_child = format!("{}/{name}", image_path.trim_end_matches('/'));
+                self = self.with_path(&child.path(), &image_child)?;
+            }
+        } else {
+            self.files.push(FileEntry {
+                path: image_path.to_string(),
+                content: Content::File(host.to_path_buf()),
+                mode: None,
+            });
+        }
+        Ok(self)
+    }
+}
+
+/// A layer as stored: its compressed descriptor and its uncompressed digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Layer {
+    pub descriptor: Descriptor,
+    pub diff_id: Digest,
+    /// True when an identical layer was already in the layout and was not compressed again.
+    pub reused: bool,
+}
+
+/// Writes the layer's tar stream to `out`.
+pub fn write_tar(spec: &LayerSpec, owner: Ownership, out: impl Write) -> Result<(), Error> {
+    let mut files: BTreeMap<String, &FileEntry> = BTreeMap::new();
+    let mut dirs: BTreeMap<String, ()> = BTreeMap::new();
+    for file in &spec.files {
+        let path = normalize(&file.path)?;
+        let mut parent = Path::new(&path).parent();
+        while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+            dirs.insert(
+                format!("{}/", dir.to_str().expect("utf-8 by construction")),
+                (),
+            );
+            parent = dir.parent();
+        }
+        if files.insert(path.clone(), file).is_some() {
+            return Err(Error::Duplicate(file.path.clone()));
+        }
+    }
+    // Directories and files in one sorted sequence; a directory sorts before its content
+    // because "a/" < "a/b".
+    let mut entries: Vec<(String, Option<&FileEntry>)> =
+        dirs.into_keys().map(|d| (d, None)).collect();
+    entries.extend(files.into_iter().map(|(p, f)| (p, Some(f))));
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let mut tar = tar::Builder::new(out);
+    tar.mode(tar::HeaderMode::Deterministic);
+    for (path, file) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(owner.mtime);
+        // Directories belong to root, like in any distribution image; files to the user the
+        // image runs as, so the process can read its own files without being root.
+        match file {
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_uid(0);
+                header.set_gid(0);
+                header.set_size(0);
+                tar.append_data(&mut header, &path, io::empty())
+                    .map_err(Error::Tar)?;
+            }
+            Some(file) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_uid(owner.uid);
+                header.set_gid(owner.gid);
+                match &file.content {
+                    Content::Bytes(bytes) => {
+                        header.set_mode(file.mode.unwrap_or(0o644));
+                        header.set_size(bytes.len() as u64);
+                        tar.append_data(&mut header, &path, &bytes[..])
+                            .map_err(Error::Tar)?;
+                    }
+                    Content::File(host) => {
+                        let input = |source| Error::Input {
+                            path: host.clone(),
+                            source,
+                        };
+                        let f = File::open(host).map_err(input)?;
+                        let meta = f.metadata().map_err(input)?;
+                        let executable = meta.permissions().mode() & 0o111 != 0;
+                        let mode = file.mode.unwrap_or(if executable { 0o755 } else { 0o644 });
+                        header.set_mode(mode);
+                        header.set_size(meta.len());
+                        // `take` guards against a file that grows while we read it: the
+                        // header promised `len` bytes.
+                        tar.append_data(&mut header, &path, f.take(meta.len()))
+                            .map_err(Error::Tar)?;
+                    }
+                }
+            }
+        }
+    }
+    tar.into_inner()
+        .map_err(Error::Tar)?
+        .flush()
+        .map_err(Error::Tar)?;
+    Ok(())
+}
+
+/// Strips the leading `/` and rejects paths that could escape the root.
+fn normalize(path: &str) -> Result<String, Error> {
+    let trimmed = path.trim_start_matches('/');
+    let bad = trimmed.is_empty()
+        || trimmed.ends_with('/')
+        || trimmed
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..");
+    if bad {
+        return Err(Error::BadImagePath(path.to_string()));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// The layer's uncompressed digest, computed without compressing.
+pub fn diff_id(spec: &LayerSpec, owner: Ownership) -> Result<Digest, Error> {
+    let mut hasher = Hasher::sha256();
+    write_tar(spec, owner, &mut hasher)?;
+    Ok(hasher.finish())
+}
+
+/// Writes the layer into `layout` as tar+gzip, unless `known` already has a compressed
+/// layer with the same uncompressed content (same diff id), which is then reused as is.
+pub fn write_layer(
+    spec: &LayerSpec,
+    owner: Ownership,
+    layout: &Layout,
+    known: &BTreeMap<Digest, Descriptor>,
+) -> Result<Layer, Error> {
+    let diff_id = diff_id(spec, owner)?;
+    if let Some(descriptor) = known.get(&diff_id).filter(|d| layout.has_blob(d)) {
+        return Ok(Layer {
+            descriptor: descriptor.clone(),
+            diff_id,
+            reused: true,
+        });
+    }
+    let blob = layout.blob_writer()?;
+    // Header fields fixed explicitly (mtime 0, no file name, OS "unknown") so they cannot
+    // pick up anything from the host.
+    let gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(blob, Compression::new(GZIP_LEVEL));
+    let mut tee = DigestingWriter {
+        inner: gz,
+        hasher: Hasher::sha256(),
+    };
+    write_tar(spec, owner, &mut tee)?;
+    let check = tee.hasher.finish();
+    if check != diff_id {
+        // A file changed between the two passes.
+        return Err(Error::Unstable {
+            description: spec.description.clone(),
+        });
+    }
+    let blob = tee.inner.finish().map_err(Error::Tar)?;
+    let (digest, size) = blob.commit()?;
+    Ok(Layer {
+        descriptor: Descriptor {
+            media_type: media_type::OCI_LAYER_GZIP.to_string(),
+            digest,
+            size,
+            urls: None,
+            annotations: Default::default(),
+            platform: None,
+            artifact_type: None,
+        },
+        diff_id,
+        reused: false,
+    })
+}
+
+struct DigestingWriter<W> {
+    inner: W,
+    hasher: Hasher,
+}
+
+impl<W: Write> Write for DigestingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,277 @@
+//! Daemonless, reproducible image builds.
+//!
+//! [`build`] turns a [`BuildSpec`] (a base image, layers of files, and how to run the
+//! container) into an image in an OCI layout. Given the same spec it writes the same bytes:
+//! tar entries are sorted, owners numeric, modes normalized, mtimes fixed to
+//! `SOURCE_DATE_EPOCH`, gzip settings pinned, and all JSON canonical. A layer whose content
+//! is already in the layout is reused without compressing it again.
+//!
+//! This crate never starts processes or opens network connections: the binary comes in
+//! already built, and the base image comes in as any [`wharf_oci::Image`].
+
+mod layer;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use wharf_oci::{
+    ContainerConfig, Descriptor, Digest, History, Image, ImageConfig, Layout, Manifest, Platform,
+    canonical_json, image, media_type,
+};
+
+pub use layer::{Content, FileEntry, Layer, LayerSpec, Ownership, diff_id, write_layer, write_tar};
+
+/// The user images run as unless told otherwise: the "nonroot" user of distroless images.
+pub const DEFAULT_USER: u64 = 65532;
+
+/// Label keys from the OCI image spec's pre-defined annotations.
+pub mod label {
+    pub const TITLE: &str = "org.opencontainers.image.title";
+    pub const VERSION: &str = "org.opencontainers.image.version";
+    pub const REVISION: &str = "org.opencontainers.image.revision";
+    pub const CREATED: &str = "org.opencontainers.image.created";
+    pub const SOURCE: &str = "org.opencontainers.image.source";
+    pub const LICENSES: &str = "org.opencontainers.image.licenses";
+    pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+    pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading build input {path}: {source}")]
+    Input {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("path {0} is not valid UTF-8 (rename it; image paths must be UTF-8)")]
+    NonUtf8Path(PathBuf),
+    #[error(
+        "image path {0:?} is not a clean absolute file path (no '.', '..', '//' or trailing '/')"
+    )]
+    BadImagePath(String),
+    #[error("image path {0:?} is added twice to the same layer")]
+    Duplicate(String),
+    #[error("writing layer: {0}")]
+    Tar(#[source] io::Error),
+    #[error(
+        "layer {description:?} changed while it was being built (is something still writing its files?)"
+    )]
+    Unstable { description: String },
+    #[error("SOURCE_DATE_EPOCH {0} is out of range for a timestamp")]
+    Epoch(i64),
+    #[error(transparent)]
+    Oci(#[from] wharf_oci::Error),
+}
+
+/// The base image to build on.
+pub struct Base<'a> {
+    /// Shown in the `org.opencontainers.image.base.name` annotation, e.g. `oci:base:v1`.
+    pub name: String,
+    pub image: &'a dyn Image,
+}
+
+/// Everything a build needs, as plain data.
+pub struct BuildSpec<'a> {
+    /// `None` builds on `scratch`, an empty root file system.
+    pub base: Option<Base<'a>>,
+    pub layers: Vec<LayerSpec>,
+    /// Seconds since the epoch, from `SOURCE_DATE_EPOCH` or the commit time.
+    pub created: i64,
+    pub uid: u64,
+    pub gid: u64,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    /// e.g. `8080/tcp`.
+    pub exposed_ports: Vec<String>,
+    pub working_dir: Option<String>,
+    /// OCI labels, also written as manifest annotations.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl BuildSpec<'_> {
+    /// A spec with wharf's defaults: scratch, user 65532, no layers.
+    pub fn new(created: i64) -> BuildSpec<'static> {
+        BuildSpec {
+            base: None,
+            layers: Vec::new(),
+            created,
+            uid: DEFAULT_USER,
+            gid: DEFAULT_USER,
+            entrypoint: Vec::new(),
+            cmd: Vec::new(),
+            env: Vec::new(),
+            exposed_ports: Vec::new(),
+            working_dir: None,
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a build produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Built {
+    pub descriptor: Descriptor,
+    pub config: Descriptor,
+    pub layers: Vec<Layer>,
+}
+
+/// Formats seconds since the epoch as RFC 3339 in UTC, as the OCI spec wants `created`.
+pub fn rfc3339(seconds: i64) -> Result<String, Error> {
+    let ts = jiff::Timestamp::from_second(seconds).map_err(|_| Error::Epoch(seconds))?;
+    Ok(ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
+/// Builds the image into `layout` and tags it `tag` there (when given).
+pub fn build(spec: &BuildSpec<'_>, layout: &Layout, tag: Option<&str>) -> Result<Built, Error> {
+    let created = rfc3339(spec.created)?;
+    let owner = Ownership {
+        uid: spec.uid,
+        gid: spec.gid,
+        mtime: u64::try_from(spec.created).map_err(|_| Error::Epoch(spec.created))?,
+    };
+    let known = known_layers(layout)?;
+    let layers = spec
+        .layers
+        .iter()
+        .map(|l| write_layer(l, owner, layout, &known))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let (mut config, mut manifest_layers) = match &spec.base {
+        Some(base) => (
+            image::config(base.image)?,
+            image::manifest(base.image)?.layers,
+        ),
+        None => (
+            ImageConfig {
+                architecture: "amd64".into(),
+                os: "linux".into(),
+                ..ImageConfig::default()
+            },
+            Vec::new(),
+        ),
+    };
+    config.created = Some(created.clone());
+    config.author = None;
+    let run = config.config.get_or_insert_with(ContainerConfig::default);
+    run.user = Some(format!("{}:{}", spec.uid, spec.gid));
+    if !spec.entrypoint.is_empty() {
+        run.entrypoint = Some(spec.entrypoint.clone());
+        // A base image's Cmd was written for its own entrypoint, so it goes too.
+        run.cmd = None;
+    }
+    if !spec.cmd.is_empty() {
+        run.cmd = Some(spec.cmd.clone());
+    }
+    for var in &spec.env {
+        let name = var.split('=').next().unwrap_or(var);
+        run.env.retain(|e| e.split('=').next() != Some(name));
+        run.env.push(var.clone());
+    }
+    for port in &spec.exposed_ports {
+        run.exposed_ports.insert(port.clone(), Default::default());
+    }
+    if spec.working_dir.is_some() {
+        run.working_dir = spec.working_dir.clone();
+    }
+    let mut labels = spec.labels.clone();
+    labels.insert(label::CREATED.into(), created.clone());
+    run.labels.extend(labels.clone());
+
+    for (layer, layer_spec) in layers.iter().zip(&spec.layers) {
+        config.rootfs.diff_ids.push(layer.diff_id.clone());
+        config.history.push(History {
+            created: Some(created.clone()),
+            created_by: Some(format!("wharf: {}", layer_spec.description)),
+            comment: Some("built by wharf".into()),
+            ..History::default()
+        });
+        manifest_layers.push(layer.descriptor.clone());
+    }
+
+    let mut annotations = labels;
+    if let Some(base) = &spec.base {
+        annotations.insert(label::BASE_NAME.into(), base.name.clone());
+        annotations.insert(
+            label::BASE_DIGEST.into(),
+            image::digest(base.image)?.to_string(),
+        );
+    }
+    let config_bytes = canonical_json(&config);
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_MANIFEST.into()),
+        artifact_type: None,
+        config: Descriptor::for_bytes(media_type::OCI_CONFIG, &config_bytes),
+        layers: manifest_layers,
+        subject: None,
+        annotations,
+    };
+    let built = BuiltImage {
+        manifest: canonical_json(&manifest),
+        config: config_bytes,
+        layout,
+        base: spec.base.as_ref().map(|b| b.image),
+    };
+    let (descriptor, _) = layout.write_image(&built, tag)?;
+    Ok(Built {
+        descriptor,
+        config: manifest.config,
+        layers,
+    })
+}
+
+/// Compressed layers already in the layout, by uncompressed digest, derived from the
+/// configs of the images its index references. This is the build cache: nothing else is
+/// stored, so it can never disagree with the layout.
+pub fn known_layers(layout: &Layout) -> Result<BTreeMap<Digest, Descriptor>, Error> {
+    let mut known = BTreeMap::new();
+    for entry in layout.index()?.manifests {
+        if !media_type::is_manifest(&entry.media_type) {
+            continue;
+        }
+        let Ok(img) = layout.image(&entry, &Platform::linux_amd64()) else {
+            continue;
+        };
+        let (Ok(manifest), Ok(config)) = (image::manifest(&img), image::config(&img)) else {
+            continue;
+        };
+        for (diff_id, layer) in config.rootfs.diff_ids.into_iter().zip(manifest.layers) {
+            known.entry(diff_id).or_insert(layer);
+        }
+    }
+    Ok(known)
+}
+
+/// The image being written: our layers are already in the layout, base layers come from
+/// the base image.
+struct BuiltImage<'a> {
+    manifest: Vec<u8>,
+    config: Vec<u8>,
+    layout: &'a Layout,
+    base: Option<&'a dyn Image>,
+}
+
+impl Image for BuiltImage<'_> {
+    fn raw_manifest(&self) -> wharf_oci::Result<Vec<u8>> {
+        Ok(self.manifest.clone())
+    }
+
+    fn raw_config(&self) -> wharf_oci::Result<Vec<u8>> {
+        Ok(self.config.clone())
+    }
+
+    fn blob(&self, digest: &Digest) -> wharf_oci::Result<image::BlobReader<'_>> {
+        if *digest == Digest::sha256(&self.config) {
+            return Ok(Box::new(io::Cursor::new(self.config.clone())));
+        }
+        match self.base {
+            Some(base) if !self.layout.blob_path(digest).exists() => base.blob(digest),
+            _ => self.layout.blob(digest),
+        }
+    }
+}
