@@ -1,0 +1,275 @@
+//! The pipeline config file (`pipelines/wharf.toml`): what to build and which CI steps run.
+//!
+//! Every field has a default, so a repository without the file still gets a working
+//! `cargo xtask ci`; unknown keys are errors that name the file, line and column.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the config lives, relative to the workspace root.
+pub const CONFIG_PATH: &str = "pipelines/wharf.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub image: Option<ImageConfig>,
+    #[serde(default)]
+    pub ci: CiConfig,
+}
+
+/// `[image]`: the image `cargo xtask image` builds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageConfig {
+    /// The Cargo package whose binary goes into the image.
+    pub package: String,
+    /// The binary's name; defaults to the package name.
+    #[serde(default)]
+    pub binary: Option<String>,
+    /// Repository name used in references and the image title, e.g. `wharf/hello-service`;
+    /// defaults to the package name.
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// The OCI layout that stands in for a registry; relative to the workspace root.
+    /// Defaults to `target/wharf/oci/<package>`.
+    #[serde(default)]
+    pub layout: Option<PathBuf>,
+    /// `scratch`, or an image in an OCI layout pinned by digest:
+    /// `oci:DIR:TAG@sha256:<hex>` (the digest is checked, so a moved tag cannot change the
+    /// base silently).
+    #[serde(default = "scratch")]
+    pub base: String,
+    /// `uid:gid` the container runs as (numeric, so no passwd file is needed).
+    #[serde(default = "default_user")]
+    pub user: String,
+    /// Defaults to `["/app/<binary>"]`.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// e.g. `["8080/tcp"]`.
+    #[serde(default)]
+    pub ports: Vec<String>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Extra files, each `{ from = "host/path", to = "/image/path" }`, in their own layer.
+    #[serde(default)]
+    pub files: Vec<FileMapping>,
+    /// `org.opencontainers.image.source`; defaults to the package's `repository`.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// A stage name for the `<stage>-YYYY-MM-DD` tag, e.g. `dev`.
+    #[serde(default)]
+    pub stage: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMapping {
+    pub from: PathBuf,
+    pub to: String,
+}
+
+/// `[ci]`: the steps of `cargo xtask ci`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CiConfig {
+    #[serde(default = "default_steps")]
+    pub steps: Vec<StepName>,
+    /// Arguments after `cargo test`.
+    #[serde(default = "default_test_args")]
+    pub test_args: Vec<String>,
+}
+
+impl Default for CiConfig {
+    fn default() -> Self {
+        CiConfig {
+            steps: default_steps(),
+            test_args: default_test_args(),
+        }
+    }
+}
+
+/// A step `cargo xtask ci` knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepName {
+    Fmt,
+    Clippy,
+    Test,
+    Image,
+}
+
+fn scratch() -> String {
+    "scratch".into()
+}
+
+fn default_user() -> String {
+    "65532:65532".into()
+}
+
+fn default_steps() -> Vec<StepName> {
+    vec![
+        StepName::Fmt,
+        StepName::Clippy,
+        StepName::Test,
+        StepName::Image,
+    ]
+}
+
+fn default_test_args() -> Vec<String> {
+    vec!["--workspace".into()]
+}
+
+impl Config {
+    /// Reads `pipelines/wharf.toml` under `root`, or the defaults if there is none.
+    pub fn load(root: &Path) -> Result<Config, ConfigError> {
+        let path = root.join(CONFIG_PATH);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Config::parse(&text, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    /// Parses config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_column(text, span.start))
+                .unwrap_or((1, 1));
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        if let Some(image) = &config.image {
+            let invalid = |message: String| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            };
+            parse_user(&image.user).map_err(|m| invalid(format!("image.user: {m}")))?;
+            if image.base != "scratch" {
+                parse_base(&image.base).map_err(|m| invalid(format!("image.base: {m}")))?;
+            }
+        }
+        Ok(config)
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+/// Parses `uid:gid` (or `uid`, meaning gid = uid).
+pub fn parse_user(user: &str) -> Result<(u64, u64), String> {
+    let (uid, gid) = user.split_once(':').unwrap_or((user, user));
+    match (uid.parse(), gid.parse()) {
+        (Ok(uid), Ok(gid)) => Ok((uid, gid)),
+        _ => Err(format!(
+            "{user:?} is not numeric uid:gid (scratch images have no /etc/passwd to look names up in; use e.g. \"65532:65532\")"
+        )),
+    }
+}
+
+/// A base image pinned in an OCI layout: directory, tag and expected digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinnedBase {
+    pub dir: PathBuf,
+    pub tag: String,
+    pub digest: wharf_oci::Digest,
+}
+
+/// Parses `oci:DIR:TAG@sha256:<hex>`.
+pub fn parse_base(base: &str) -> Result<PinnedBase, String> {
+    let hint = "expected \"scratch\" or oci:DIR:TAG@sha256:<digest> (pin the base by digest; `cargo xtask image --json` prints digests)";
+    let Some((location, digest)) = base.split_once('@') else {
+        return Err(format!("{base:?} is not pinned by digest: {hint}"));
+    };
+    let digest = digest.parse().map_err(|e| format!("{e}"))?;
+    match location.parse::<wharf_oci::Location>() {
+        Ok(wharf_oci::Location::Layout {
+            dir,
+            tag: Some(tag),
+        }) => Ok(PinnedBase { dir, tag, digest }),
+        Ok(other) => Err(format!("{other} is not supported as a base yet: {hint}")),
+        Err(e) => Err(format!("{e}: {hint}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_err(text: &str, expected: &str) {
+        let err = Config::parse(text, Path::new("pipelines/wharf.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "expected {expected:?} in: {err}");
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config = Config::parse("", Path::new("x")).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.ci.steps.len(), 4);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        check_err(
+            "[image]\npackage = \"x\"\nbogus = 1\n",
+            "pipelines/wharf.toml:3:1: unknown field `bogus`, expected one of",
+        );
+        check_err(
+            "[ci]\nsteps = [\"fmt\", \"deploy\"]\n",
+            "pipelines/wharf.toml:2:17: unknown variant `deploy`, expected one of `fmt`, `clippy`, `test`, `image`",
+        );
+        check_err(
+            "[image]\npackage = \"x\"\nuser = \"nobody\"\n",
+            "image.user: \"nobody\" is not numeric uid:gid",
+        );
+        check_err(
+            "[image]\npackage = \"x\"\nbase = \"oci:base:v1\"\n",
+            "is not pinned by digest",
+        );
+    }
+
+    #[test]
+    fn pinned_base_parses() {
+        let hex = "a".repeat(64);
+        let base = parse_base(&format!("oci:/tmp/base:v1@sha256:{hex}")).unwrap();
+        assert_eq!(base.dir, PathBuf::from("/tmp/base"));
+        assert_eq!(base.tag, "v1");
+    }
+}

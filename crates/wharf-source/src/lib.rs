@@ -1,0 +1,384 @@
+//! Facts about the source tree, and reproducible builds of its binaries.
+//!
+//! - [`git_facts`] reads commit, branch, tags and commit time from git (CI variables win
+//!   where CI checks out a detached HEAD).
+//! - [`Workspace`] reads the Cargo workspace (`cargo metadata`).
+//! - [`Workspace::build_static`] compiles a binary that runs in an empty image, with every
+//!   machine-specific path remapped so two clones in different directories give the same
+//!   bytes.
+//!
+//! This crate runs `git` and `cargo`; it never touches images or the network.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::Serialize;
+
+/// Why reading the source tree or building failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("running {command}: {source} (is it installed and on PATH?)")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{command} failed ({status}){stderr}")]
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error(
+        "{dir} is not in a git repository: wharf takes the commit and its time from git (run `git init` and commit, or build from a clone)"
+    )]
+    NotGit { dir: PathBuf },
+    #[error(
+        "SOURCE_DATE_EPOCH={0:?} is not a number of seconds since 1970 (unset it, or set e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct))"
+    )]
+    SourceDateEpoch(String),
+    #[error("reading the Cargo workspace at {dir}: {source}")]
+    Metadata {
+        dir: PathBuf,
+        #[source]
+        source: cargo_metadata::Error,
+    },
+    #[error("no package {name:?} in the workspace at {root} (packages: {available})")]
+    NoPackage {
+        name: String,
+        root: PathBuf,
+        available: String,
+    },
+    #[error("package {package:?} has no binary {bin:?} (binaries: {available})")]
+    NoBinary {
+        package: String,
+        bin: String,
+        available: String,
+    },
+    #[error("cargo built {bin} but {path} is missing")]
+    MissingArtifact { bin: String, path: PathBuf },
+}
+
+/// What git (or CI) says about the commit being built.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GitFacts {
+    /// Full 40-hex commit id.
+    pub sha: String,
+    /// The branch, if on one (from CI variables first: CI often checks out a detached HEAD).
+    pub branch: Option<String>,
+    /// The repository's default branch (`main` if git cannot tell).
+    pub default_branch: String,
+    /// Tags that point at HEAD.
+    pub tags_at_head: Vec<String>,
+    /// Committer time of HEAD, seconds since the epoch.
+    pub commit_time: i64,
+    /// True when tracked files differ from HEAD.
+    pub dirty: bool,
+}
+
+/// Runs a command and returns its trimmed stdout.
+fn run(cmd: &mut Command) -> Result<String, Error> {
+    let command = format!("{cmd:?}").replace('"', "");
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| Error::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(Error::Failed {
+            command,
+            status: out.status.to_string(),
+            stderr: if stderr.is_empty() {
+                String::new()
+            } else {
+                format!(": {stderr}")
+            },
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String, Error> {
+    run(Command::new("git").arg("-C").arg(dir).args(args))
+}
+
+/// Reads the facts of HEAD in the repository containing `dir`.
+///
+/// Environment, for CI: `WHARF_BRANCH`, else GitHub's `GITHUB_HEAD_REF` (pull requests) or
+/// `GITHUB_REF_NAME` (when `GITHUB_REF_TYPE=branch`), name the branch.
+pub fn git_facts(dir: &Path) -> Result<GitFacts, Error> {
+    let sha = match git(dir, &["rev-parse", "--verify", "HEAD"]) {
+        Ok(sha) => sha,
+        Err(Error::Failed { .. }) => {
+            return Err(Error::NotGit {
+                dir: dir.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let github_branch = || {
+        env("GITHUB_HEAD_REF").or_else(|| {
+            (env("GITHUB_REF_TYPE").as_deref() == Some("branch"))
+                .then(|| env("GITHUB_REF_NAME"))
+                .flatten()
+        })
+    };
+    let branch = match env("WHARF_BRANCH").or_else(github_branch) {
+        Some(branch) => Some(branch),
+        None => git(dir, &["symbolic-ref", "--quiet", "--short", "HEAD"]).ok(),
+    };
+    let default_branch = git(
+        dir,
+        &[
+            "symbolic-ref",
+            "--quiet",
+            "--short",
+            "refs/remotes/origin/HEAD",
+        ],
+    )
+    .ok()
+    .and_then(|r| r.strip_prefix("origin/").map(str::to_string))
+    .unwrap_or_else(|| "main".to_string());
+    let tags_at_head = git(dir, &["tag", "--points-at", "HEAD"])?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let commit_time = git(dir, &["log", "-1", "--format=%ct", "HEAD"])?
+        .parse()
+        .map_err(|_| Error::Failed {
+            command: "git log -1 --format=%ct".into(),
+            status: "unparsable output".into(),
+            stderr: String::new(),
+        })?;
+    let dirty = !git(dir, &["status", "--porcelain", "--untracked-files=no"])?.is_empty();
+    Ok(GitFacts {
+        sha,
+        branch,
+        default_branch,
+        tags_at_head,
+        commit_time,
+        dirty,
+    })
+}
+
+/// The build time every timestamp in an image uses: `SOURCE_DATE_EPOCH` when set (the
+/// reproducible-builds.org convention), else the commit time, never the clock.
+pub fn source_date_epoch(git: &GitFacts) -> Result<i64, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(value) if !value.is_empty() => value
+            .trim()
+            .parse()
+            .map_err(|_| Error::SourceDateEpoch(value)),
+        _ => Ok(git.commit_time),
+    }
+}
+
+/// A Cargo workspace, as `cargo metadata` describes it.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub target_dir: PathBuf,
+    metadata: cargo_metadata::Metadata,
+}
+
+/// The package facts an image's labels need.
+#[derive(Clone, Debug, Serialize)]
+pub struct PackageFacts {
+    pub name: String,
+    pub version: String,
+    pub license: Option<String>,
+    pub repository: Option<String>,
+    pub description: Option<String>,
+}
+
+impl Workspace {
+    /// Reads the workspace that contains `dir`.
+    pub fn load(dir: &Path) -> Result<Workspace, Error> {
+        let metadata = cargo_metadata::MetadataCommand::new()
+            .current_dir(dir)
+            .no_deps()
+            .exec()
+            .map_err(|source| Error::Metadata {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        Ok(Workspace {
+            root: metadata.workspace_root.clone().into_std_path_buf(),
+            target_dir: metadata.target_directory.clone().into_std_path_buf(),
+            metadata,
+        })
+    }
+
+    fn package(&self, name: &str) -> Result<&cargo_metadata::Package, Error> {
+        self.metadata
+            .workspace_packages()
+            .into_iter()
+            .find(|p| p.name.as_str() == name)
+            .ok_or_else(|| Error::NoPackage {
+                name: name.to_string(),
+                root: self.root.clone(),
+                available: self
+                    .metadata
+                    .workspace_packages()
+                    .iter()
+                    .map(|p| p.name.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Name, version, license and repository of a workspace package.
+    pub fn package_facts(&self, name: &str) -> Result<PackageFacts, Error> {
+        let p = self.package(name)?;
+        Ok(PackageFacts {
+            name: p.name.to_string(),
+            version: p.version.to_string(),
+            license: p.license.clone(),
+            repository: p.repository.clone(),
+            description: p.description.clone(),
+        })
+    }
+
+    /// Compiles `bin` of `package` in release mode as a static executable for the host
+    /// target, and returns its path.
+    ///
+    /// Reproducibility: the workspace root, the target directory and `CARGO_HOME` are
+    /// remapped to fixed names (like Go's `-trimpath`), so the binary does not depend on
+    /// where the repository was cloned or who built it. `--target` is always passed so the
+    /// static flags reach only the binary, not build scripts and proc macros, and so these
+    /// builds live in their own directory and never invalidate the normal debug build.
+    pub fn build_static(&self, package: &str, bin: &str) -> Result<PathBuf, Error> {
+        let p = self.package(package)?;
+        let bins: Vec<_> = p
+            .targets
+            .iter()
+            .filter(|t| t.is_bin())
+            .map(|t| t.name.clone())
+            .collect();
+        if !bins.iter().any(|b| b == bin) {
+            return Err(Error::NoBinary {
+                package: package.to_string(),
+                bin: bin.to_string(),
+                available: bins.join(", "),
+            });
+        }
+        let target = host_triple()?;
+        let flags = [
+            "-C".to_string(),
+            "target-feature=+crt-static".to_string(),
+            remap(&cargo_home(), "/cargo"),
+            remap(&self.root, "/src"),
+            remap(&self.target_dir, "/target"),
+        ];
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.current_dir(&self.root)
+            .args([
+                "build",
+                "--release",
+                "--package",
+                package,
+                "--bin",
+                bin,
+                "--target",
+            ])
+            .arg(&target)
+            .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
+            .env_remove("RUSTFLAGS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        let command =
+            format!("cargo build --release --package {package} --bin {bin} --target {target}");
+        let status = cmd.status().map_err(|source| Error::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+        if !status.success() {
+            return Err(Error::Failed {
+                command,
+                status: status.to_string(),
+                stderr: " (cargo's messages are above)".into(),
+            });
+        }
+        let path = self.target_dir.join(&target).join("release").join(bin);
+        if !path.is_file() {
+            return Err(Error::MissingArtifact {
+                bin: bin.to_string(),
+                path,
+            });
+        }
+        Ok(path)
+    }
+}
+
+fn remap(from: &Path, to: &str) -> String {
+    format!("--remap-path-prefix={}={to}", from.display())
+}
+
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"))
+}
+
+/// The host's target triple, from `rustc -vV`.
+pub fn host_triple() -> Result<String, Error> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = run(Command::new(rustc).arg("-vV"))?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_string)
+        .ok_or_else(|| Error::Failed {
+            command: "rustc -vV".into(),
+            status: "no host line".into(),
+            stderr: String::new(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_facts_of_a_fresh_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = |args: &[&str]| git(dir.path(), args).unwrap();
+        g(&["init", "--quiet", "--initial-branch=trunk"]);
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        g(&["add", "f"]);
+        run(Command::new("git")
+            .arg("-C")
+            .arg(dir.path())
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.com",
+                "commit",
+                "--quiet",
+                "-m",
+                "x",
+            ])
+            .env("GIT_COMMITTER_DATE", "1700000000 +0000"))
+        .unwrap();
+        g(&["tag", "v1.2.3"]);
+        let facts = git_facts(dir.path()).unwrap();
+        assert_eq!(facts.sha.len(), 40);
+        assert_eq!(facts.commit_time, 1_700_000_000);
+        assert_eq!(facts.tags_at_head, vec!["v1.2.3"]);
+        assert!(!facts.dirty);
+        std::fs::write(dir.path().join("f"), "y").unwrap();
+        assert!(git_facts(dir.path()).unwrap().dirty);
+    }
+
+    #[test]
+    fn outside_git_the_error_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = git_facts(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is not in a git repository"), "{err}");
+    }
+}

@@ -1,0 +1,14 @@
+//! wharf: CI/CD building blocks in Rust.
+//!
+//! This facade re-exports the wharf crates under short names, so another repository adds
+//! one dependency and writes `wharf::oci::Layout`, `wharf::build::build`,
+//! `wharf::pipeline::image::plan`. Each module is a crate of its own with one job; see
+//! `docs/ARCHITECTURE.md`.
+//!
+//! It adds no code of its own.
+
+pub use wharf_build as build;
+pub use wharf_oci as oci;
+pub use wharf_pipeline as pipeline;
+pub use wharf_source as source;
+pub use wharf_tag as tag;

@@ -1,0 +1,186 @@
+//! The small HTTP service wharf ships as its own example image.
+//!
+//! `GET /health` answers `ok`, `GET /metrics` serves request counts in the OpenMetrics text
+//! format, any other path is a 404. SIGTERM or SIGINT stop it gracefully: it stops
+//! accepting, lets in-flight requests finish and exits with status 0.
+//!
+//! It is built to run as PID 1 in an empty (`FROM scratch`) image, linked statically, so it
+//! never links C code or TLS, never reads a file or resolves a host name, and installs its
+//! own signal handlers (the kernel gives PID 1 no default action for SIGTERM or SIGINT).
+//!
+//! Usage: `hello-service [--listen ADDR]`. ADDR is `IP:PORT`; without the flag, `LISTEN_ADDR`
+//! is used, and `0.0.0.0:8080` without either. Once bound, the service prints one line
+//! `listening on <addr>` to stdout, which is how tests learn a port picked by the kernel.
+//!
+//! Exit status: 0 after a signal, 1 when it cannot start or serve, or when requests were
+//! still running [`DRAIN_TIMEOUT`] after the signal; 2 for bad arguments.
+
+use std::future::IntoFuture;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+const USAGE: &str =
+    "usage: hello-service [--listen IP:PORT]  (default: $LISTEN_ADDR, then 0.0.0.0:8080)";
+const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// How long in-flight requests get after a signal. Below the 30 s that Docker and
+/// Kubernetes wait before SIGKILL, so the service exits on its own terms.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Requests by `path` label: `/health`, `/metrics` or `other`.
+type Requests = Family<[(&'static str, &'static str); 1], Counter>;
+
+struct Metrics {
+    registry: Registry,
+    requests: Requests,
+}
+
+// One thread: the multi-thread runtime reads cgroup and /proc files to size its pool.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let env = std::env::var("LISTEN_ADDR").ok().filter(|v| !v.is_empty());
+    let addr = match listen_addr(args, env) {
+        Ok(addr) => addr,
+        Err(msg) => {
+            eprintln!("hello-service: {msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match serve(addr).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("hello-service: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--listen` wins over `LISTEN_ADDR`, which wins over the default.
+fn listen_addr(args: Vec<String>, env: Option<String>) -> Result<SocketAddr, String> {
+    let mut flag = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--listen" {
+            flag = Some(
+                args.next()
+                    .ok_or("--listen needs an address, e.g. --listen 127.0.0.1:8080")?,
+            );
+        } else if let Some(value) = arg.strip_prefix("--listen=") {
+            flag = Some(value.to_owned());
+        } else {
+            return Err(format!("unexpected argument {arg:?}"));
+        }
+    }
+    let (value, from) = match (flag, env) {
+        (Some(v), _) => (v, "--listen"),
+        (None, Some(v)) => (v, "LISTEN_ADDR"),
+        (None, None) => (DEFAULT_LISTEN.to_owned(), "default"),
+    };
+    value.parse().map_err(|_| {
+        format!("invalid {from} address {value:?}: expected IP:PORT such as 0.0.0.0:8080 (host names are not resolved)")
+    })
+}
+
+async fn serve(addr: SocketAddr) -> Result<(), String> {
+    // Installed before the port is announced: a signal sent by whoever read that line must
+    // find a handler, and as PID 1 an unhandled SIGTERM would simply be ignored.
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| format!("installing the SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| format!("installing the SIGINT handler: {e}"))?;
+
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("binding {addr}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("reading the bound address: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    // Flushed because stdout is a pipe under tests and a container runtime; a closed stdout
+    // is no reason to stop serving, so a write error is ignored.
+    let _ = writeln!(out, "listening on {local}").and_then(|()| out.flush());
+    drop(out);
+
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("shutting down");
+        // A client that keeps a request open must not keep the process alive until SIGKILL.
+        tokio::spawn(async {
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+            eprintln!(
+                "hello-service: requests still running after {DRAIN_TIMEOUT:?}, exiting anyway"
+            );
+            std::process::exit(1);
+        });
+    };
+    axum::serve(listener, app())
+        .with_graceful_shutdown(shutdown)
+        .into_future()
+        .await
+        .map_err(|e| format!("serving on {local}: {e}"))
+}
+
+fn app() -> Router {
+    let mut registry = Registry::default();
+    let requests = Requests::default();
+    registry.register(
+        "hello_service_requests",
+        "HTTP requests received, by path",
+        requests.clone(),
+    );
+    // Every series exists from the start, so a scrape never sees a counter appear late.
+    for path in ["/health", "/metrics", "other"] {
+        let _ = requests.get_or_create(&[("path", path)]);
+    }
+    let metrics = Arc::new(Metrics { registry, requests });
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_text))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+        // `layer`, not `route_layer`, so the fallback's 404s are counted too.
+        .layer(middleware::from_fn_with_state(metrics.clone(), count))
+        .with_state(metrics)
+}
+
+async fn count(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    // A fixed set of labels: one per raw path would let any client grow memory without bound.
+    let path = match req.uri().path() {
+        "/health" => "/health",
+        "/metrics" => "/metrics",
+        _ => "other",
+    };
+    metrics.requests.get_or_create(&[("path", path)]).inc();
+    next.run(req).await
+}
+
+async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> Response {
+    let mut body = String::new();
+    match encode(&mut body, &metrics.registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}

@@ -1,0 +1,158 @@
+//! `cargo xtask bench`: wharf's daemonless image build against `docker build` of the same
+//! binary `FROM scratch`, side by side in one run. The binary is compiled once, before any
+//! timing, so both sides time image assembly only.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use wharf::pipeline::{Mode, Progress, image};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Timed runs per contender (the median is compared).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Figures {
+    contender: String,
+    runs: usize,
+    median_ms: f64,
+    min_ms: f64,
+}
+
+fn figures(contender: &str, times: &mut [Duration]) -> Figures {
+    times.sort();
+    Figures {
+        contender: contender.to_string(),
+        runs: times.len(),
+        median_ms: times[times.len() / 2].as_secs_f64() * 1e3,
+        min_ms: times[0].as_secs_f64() * 1e3,
+    }
+}
+
+fn docker_available() -> bool {
+    Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn docker_build(context: &Path, tag: &str, no_cache: bool) -> Result<()> {
+    let mut cmd = Command::new("docker");
+    cmd.args(["build", "--quiet", "--tag", tag]);
+    if no_cache {
+        cmd.arg("--no-cache");
+    }
+    let out = cmd.arg(context).env("DOCKER_BUILDKIT", "0").output()?;
+    if !out.status.success() {
+        bail!(
+            "docker build failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let runs = args.runs.max(1);
+    let (plan, workspace) = crate::image::plan()?;
+    eprintln!("compiling {} once (not timed)", plan.binary);
+    let binary = workspace.build_static(&plan.package, &plan.binary)?;
+    let size = std::fs::metadata(&binary)?.len();
+    let scratch = tempfile::tempdir()?;
+    let quiet = Progress::new(Mode::Quiet);
+
+    // Cold: a fresh layout each run, so every layer is compressed.
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for run in 0..runs {
+        let mut plan = plan.clone();
+        plan.layout = scratch.path().join(format!("layout-{run}"));
+        let started = Instant::now();
+        image::assemble(&plan, &binary, &quiet)?;
+        cold.push(started.elapsed());
+        // Warm: the same layout again; the unchanged binary layer is reused.
+        let started = Instant::now();
+        image::assemble(&plan, &binary, &quiet)?;
+        warm.push(started.elapsed());
+    }
+    let mut results = vec![
+        figures("wharf (cold layout)", &mut cold),
+        figures("wharf (rebuild, layer reused)", &mut warm),
+    ];
+
+    let docker = docker_available();
+    if docker {
+        let context = scratch.path().join("docker-context");
+        std::fs::create_dir_all(&context)?;
+        std::fs::copy(&binary, context.join(&plan.binary))?;
+        let entry = plan.entrypoint.first().cloned().unwrap_or_default();
+        std::fs::write(
+            context.join("Dockerfile"),
+            format!(
+                "FROM scratch\nCOPY {bin} {entry}\nUSER {uid}:{gid}\nEXPOSE {ports}\nENTRYPOINT [\"{entry}\"]\n",
+                bin = plan.binary,
+                uid = plan.uid,
+                gid = plan.gid,
+                ports = plan.ports.join(" "),
+            ),
+        )?;
+        let tag = "wharf-bench/hello-service:bench";
+        let mut no_cache = Vec::new();
+        let mut cached = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            docker_build(&context, tag, true).context("timing docker build --no-cache")?;
+            no_cache.push(started.elapsed());
+            let started = Instant::now();
+            docker_build(&context, tag, false).context("timing docker build")?;
+            cached.push(started.elapsed());
+        }
+        let _ = Command::new("docker")
+            .args(["rmi", "--force", tag])
+            .output();
+        results.push(figures("docker build --no-cache", &mut no_cache));
+        results.push(figures("docker build (cached)", &mut cached));
+    }
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+        return Ok(());
+    }
+    println!(
+        "image build of {} ({:.1} MiB binary), {runs} runs each, median:",
+        plan.binary,
+        size as f64 / 1048576.0
+    );
+    for f in &results {
+        println!(
+            "  {:<32} {:>9.1} ms   (min {:.1} ms)",
+            f.contender, f.median_ms, f.min_ms
+        );
+    }
+    if docker {
+        println!(
+            "ratio docker build --no-cache / wharf cold: {:.1}x",
+            results[2].median_ms / results[0].median_ms
+        );
+        println!(
+            "ratio docker build (cached) / wharf rebuild: {:.1}x",
+            results[3].median_ms / results[1].median_ms
+        );
+    } else {
+        println!(
+            "no Docker engine answered `docker info`: docker side skipped (start dockerd to compare)"
+        );
+    }
+    Ok(())
+}

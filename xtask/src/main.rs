@@ -1,0 +1,74 @@
+//! `cargo xtask`: a thin command line over the wharf crates. Each subcommand parses its
+//! arguments and calls the library; no logic lives here that a test would want.
+//!
+//! Exit codes: 0 success, 1 a step or build failed, 2 bad usage or config.
+
+mod bench;
+mod ci;
+mod image;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "wharf's pipeline for this repository",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the CI pipeline: fmt, clippy, tests, image (steps from pipelines/wharf.toml).
+    Ci(ci::Args),
+    /// Build the image of pipelines/wharf.toml into its OCI layout (no Docker needed).
+    Image(image::Args),
+    /// Time wharf's image build against `docker build` of the same binary.
+    Bench(bench::Args),
+}
+
+/// An error that is the user's to fix (usage, config): exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub anyhow::Error);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ci(args) => ci::run(args),
+        Command::Image(args) => image::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
