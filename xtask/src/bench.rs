@@ -6,14 +6,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::Serialize;
 use wharf::pipeline::{Mode, Progress, image};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Timed runs per contender (the median is compared).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 11)]
     runs: usize,
     /// Print the figures as JSON.
     #[arg(long)]
@@ -36,6 +36,12 @@ fn figures(contender: &str, times: &mut [Duration]) -> Figures {
         median_ms: times[times.len() / 2].as_secs_f64() * 1e3,
         min_ms: times[0].as_secs_f64() * 1e3,
     }
+}
+
+fn timed<E>(f: impl FnOnce() -> Result<(), E>) -> Result<Duration, E> {
+    let started = Instant::now();
+    f()?;
+    Ok(started.elapsed())
 }
 
 fn docker_available() -> bool {
@@ -72,28 +78,9 @@ pub fn run(args: Args) -> Result<()> {
     let scratch = tempfile::tempdir()?;
     let quiet = Progress::new(Mode::Quiet);
 
-    // Cold: a fresh layout each run, so every layer is compressed.
-    let mut cold = Vec::new();
-    let mut warm = Vec::new();
-    for run in 0..runs {
-        let mut plan = plan.clone();
-        plan.layout = scratch.path().join(format!("layout-{run}"));
-        let started = Instant::now();
-        image::assemble(&plan, &binary, &quiet)?;
-        cold.push(started.elapsed());
-        // Warm: the same layout again; the unchanged binary layer is reused.
-        let started = Instant::now();
-        image::assemble(&plan, &binary, &quiet)?;
-        warm.push(started.elapsed());
-    }
-    let mut results = vec![
-        figures("wharf (cold layout)", &mut cold),
-        figures("wharf (rebuild, layer reused)", &mut warm),
-    ];
-
     let docker = docker_available();
+    let context = scratch.path().join("docker-context");
     if docker {
-        let context = scratch.path().join("docker-context");
         std::fs::create_dir_all(&context)?;
         std::fs::copy(&binary, context.join(&plan.binary))?;
         let entry = plan.entrypoint.first().cloned().unwrap_or_default();
@@ -107,23 +94,40 @@ pub fn run(args: Args) -> Result<()> {
                 ports = plan.ports.join(" "),
             ),
         )?;
-        let tag = "wharf-bench/hello-service:bench";
-        let mut no_cache = Vec::new();
-        let mut cached = Vec::new();
-        for _ in 0..runs {
-            let started = Instant::now();
-            docker_build(&context, tag, true).context("timing docker build --no-cache")?;
-            no_cache.push(started.elapsed());
-            let started = Instant::now();
-            docker_build(&context, tag, false).context("timing docker build")?;
-            cached.push(started.elapsed());
+    }
+    let tag = "wharf-bench/hello-service:bench";
+    // [wharf cold, wharf rebuild, docker --no-cache, docker cached]. The contenders take
+    // turns within each run, so a noisy neighbour slows all of them alike.
+    let mut times: [Vec<Duration>; 4] = Default::default();
+    for run in 0..runs {
+        // Cold: a fresh layout each run, so every layer is compressed.
+        let mut plan = plan.clone();
+        plan.layout = scratch.path().join(format!("layout-{run}"));
+        times[0].push(timed(|| image::assemble(&plan, &binary, &quiet).map(drop))?);
+        // Rebuild: the same layout again; the unchanged binary layer is reused.
+        times[1].push(timed(|| image::assemble(&plan, &binary, &quiet).map(drop))?);
+        if docker {
+            times[2].push(timed(|| docker_build(&context, tag, true))?);
+            times[3].push(timed(|| docker_build(&context, tag, false))?);
         }
+    }
+    if docker {
         let _ = Command::new("docker")
             .args(["rmi", "--force", tag])
             .output();
-        results.push(figures("docker build --no-cache", &mut no_cache));
-        results.push(figures("docker build (cached)", &mut cached));
     }
+    let names = [
+        "wharf (cold layout)",
+        "wharf (rebuild, layer reused)",
+        "docker build --no-cache",
+        "docker build (cached)",
+    ];
+    let results: Vec<Figures> = names
+        .iter()
+        .zip(times.iter_mut())
+        .filter(|(_, t)| !t.is_empty())
+        .map(|(name, t)| figures(name, t))
+        .collect();
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);

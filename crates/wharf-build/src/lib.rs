@@ -55,6 +55,10 @@ pub enum Error {
     BadImagePath(String),
     #[error("image path {0:?} is added twice to the same layer")]
     Duplicate(String),
+    #[error(
+        "layer {description:?} changed while it was being built (is something still writing its files?)"
+    )]
+    Changed { description: String },
     #[error("writing layer: {0}")]
     Tar(#[source] io::Error),
     #[error(

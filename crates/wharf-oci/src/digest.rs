@@ -5,7 +5,6 @@ use std::io::{self, Read, Write};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest as _, Sha256, Sha512};
 
 /// A hash algorithm registered by the OCI image spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,7 +71,7 @@ impl Digest {
     pub fn sha256(bytes: &[u8]) -> Digest {
         Digest {
             algorithm: Algorithm::Sha256,
-            hex: hex::encode(Sha256::digest(bytes)),
+            hex: hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)),
         }
     }
 
@@ -191,22 +190,22 @@ impl<'de> Deserialize<'de> for Digest {
 
 /// Incremental digest computation.
 pub struct Hasher {
-    inner: HasherInner,
+    algorithm: Algorithm,
+    context: ring::digest::Context,
     bytes: u64,
-}
-
-enum HasherInner {
-    Sha256(Sha256),
-    Sha512(Sha512),
 }
 
 impl Hasher {
     pub fn new(algorithm: Algorithm) -> Hasher {
-        let inner = match algorithm {
-            Algorithm::Sha256 => HasherInner::Sha256(Sha256::new()),
-            Algorithm::Sha512 => HasherInner::Sha512(Sha512::new()),
+        let ring_algorithm = match algorithm {
+            Algorithm::Sha256 => &ring::digest::SHA256,
+            Algorithm::Sha512 => &ring::digest::SHA512,
         };
-        Hasher { inner, bytes: 0 }
+        Hasher {
+            algorithm,
+            context: ring::digest::Context::new(ring_algorithm),
+            bytes: 0,
+        }
     }
 
     pub fn sha256() -> Hasher {
@@ -215,10 +214,7 @@ impl Hasher {
 
     pub fn update(&mut self, data: &[u8]) {
         self.bytes += data.len() as u64;
-        match &mut self.inner {
-            HasherInner::Sha256(h) => h.update(data),
-            HasherInner::Sha512(h) => h.update(data),
-        }
+        self.context.update(data);
     }
 
     /// Bytes hashed so far.
@@ -231,15 +227,9 @@ impl Hasher {
     }
 
     pub fn finish(self) -> Digest {
-        match self.inner {
-            HasherInner::Sha256(h) => Digest {
-                algorithm: Algorithm::Sha256,
-                hex: hex::encode(h.finalize()),
-            },
-            HasherInner::Sha512(h) => Digest {
-                algorithm: Algorithm::Sha512,
-                hex: hex::encode(h.finalize()),
-            },
+        Digest {
+            algorithm: self.algorithm,
+            hex: hex::encode(self.context.finish()),
         }
     }
 }

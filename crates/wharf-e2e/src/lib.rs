@@ -1,0 +1,113 @@
+//! Helpers for wharf's end-to-end tests: find the real tools a test needs, and fail (under
+//! `CI=true`) or skip loudly (elsewhere) when one is missing. The tests themselves are in
+//! `tests/`; `bash pipelines/test.sh` installs and starts everything they need.
+//!
+//! This crate is never published and holds no product code.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use wharf::oci::Digest;
+use wharf::pipeline::{Config, Mode, Progress, image};
+use wharf::source::{self, Workspace};
+
+/// True when missing services must fail tests rather than skip them.
+pub fn strict() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("WHARF_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// Returns `true` if `tool` works (`probe` succeeds). Otherwise panics under CI, or prints
+/// a visible skip notice and returns `false`.
+pub fn require(tool: &str, probe: &[&str], hint: &str) -> bool {
+    let ok = Command::new(tool)
+        .args(probe)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return true;
+    }
+    let message = format!("{tool} is not available ({hint}; `bash pipelines/test.sh` sets it up)");
+    if strict() {
+        panic!("{message}; CI=true, so this test fails instead of skipping");
+    }
+    eprintln!("SKIPPED: {message}");
+    false
+}
+
+pub fn require_docker() -> bool {
+    require("docker", &["info"], "start dockerd")
+}
+
+pub fn require_skopeo() -> bool {
+    require("skopeo", &["--version"], "apt-get install skopeo")
+}
+
+pub fn require_umoci() -> bool {
+    require("umoci", &["--version"], "apt-get install umoci")
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/wharf-e2e is two levels below the root")
+        .to_path_buf()
+}
+
+/// The example image, built once per test binary into a layout in a temporary directory.
+pub struct BuiltExample {
+    pub layout: PathBuf,
+    pub tag: String,
+    pub digest: Digest,
+    pub plan: image::ImagePlan,
+    _dir: tempfile::TempDir,
+}
+
+/// Builds this repository's example image (as `cargo xtask image` does) once.
+pub fn example_image() -> &'static BuiltExample {
+    static BUILT: OnceLock<BuiltExample> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = workspace_root();
+        let dir = tempfile::tempdir().unwrap();
+        let (outcome, plan) = build_example(&root, &dir.path().join("layout"));
+        BuiltExample {
+            layout: outcome.layout,
+            tag: outcome.tags[0].clone(),
+            digest: outcome.digest,
+            plan,
+            _dir: dir,
+        }
+    })
+}
+
+/// Builds the example image of the repository at `root` into `layout`.
+pub fn build_example(root: &Path, layout: &Path) -> (image::ImageOutcome, image::ImagePlan) {
+    let config = Config::load(root).unwrap();
+    let workspace = Workspace::load(root).unwrap();
+    let git = source::git_facts(root).unwrap();
+    let mut plan = image::plan(&workspace, &git, config.image.as_ref(), Path::new("x")).unwrap();
+    plan.layout = layout.to_path_buf();
+    let outcome = image::build(&plan, &workspace, &Progress::new(Mode::Plain)).unwrap();
+    (outcome, plan)
+}

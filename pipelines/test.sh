@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or a laptop: installs and starts the real tools
+# the end-to-end tests need (Docker engine, skopeo, umoci), proves `cargo xtask ci` needs
+# none of them, then runs every test with missing services treated as failures.
+#
+# Usage: bash pipelines/test.sh        (as root on Debian/Ubuntu, or with the tools installed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n=== %s\n' "$*" >&2; }
+
+# --- tools ---------------------------------------------------------------------------------
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v skopeo >/dev/null || missing+=(skopeo)
+command -v umoci >/dev/null || missing+=(umoci)
+command -v git >/dev/null || missing+=(git)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "error: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]}) and run again" >&2
+    exit 2
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Docker engine ---------------------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  # No default bridge and no iptables rules: tests use host networking, so every
+  # connection stays on loopback.
+  setsid dockerd --bridge=none --iptables=false >/tmp/wharf-dockerd.log 2>&1 < /dev/null &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  if ! docker info >/dev/null 2>&1; then
+    echo "error: dockerd did not start; its log follows" >&2
+    tail -n 30 /tmp/wharf-dockerd.log >&2
+    exit 1
+  fi
+fi
+
+# --- the main job, with no engine and no registry ------------------------------------------
+log "cargo xtask ci (DOCKER_HOST pointed at nothing: the main job must not need an engine)"
+DOCKER_HOST=unix:///nonexistent/docker.sock cargo xtask ci
+
+# --- every test, services required --------------------------------------------------------
+log "cargo test --workspace (services required)"
+WHARF_REQUIRE_SERVICES=1 cargo test --workspace --locked
