@@ -230,26 +230,32 @@ pub fn diff_id(spec: &LayerSpec, owner: Ownership) -> Result<Digest, Error> {
 /// Writes the layer into `layout` as tar+gzip, unless `known` already has a compressed
 /// layer with the same uncompressed content (same diff id), which is then reused as is.
 ///
-/// Two passes over the files: the first only hashes the tar stream (cheap, and all a
-/// rebuild with unchanged files needs); the second compresses it on every core while
-/// hashing it again, so a file that changed in between is an error, not a layer whose
-/// content disagrees with its diff id.
+/// Two passes over the files when `known` is not empty: the first only hashes the tar
+/// stream (cheap, and all a rebuild with unchanged files needs); the second compresses it on
+/// every core while hashing it again, so a file that changed in between is an error, not a
+/// layer whose content disagrees with its diff id. With nothing known (a first build, as in
+/// every fresh CI clone) no layer can be reused, so the first pass is skipped.
 pub fn write_layer(
     spec: &LayerSpec,
     owner: Ownership,
     layout: &Layout,
     known: &BTreeMap<Digest, Descriptor>,
 ) -> Result<Layer, Error> {
-    let diff_id = diff_id(spec, owner)?;
-    if let Some(descriptor) = known.get(&diff_id).filter(|d| layout.has_blob(d)) {
-        return Ok(Layer {
-            descriptor: descriptor.clone(),
-            diff_id,
-            reused: true,
-        });
-    }
+    let expected = if known.is_empty() {
+        None
+    } else {
+        let diff_id = diff_id(spec, owner)?;
+        if let Some(descriptor) = known.get(&diff_id).filter(|d| layout.has_blob(d)) {
+            return Ok(Layer {
+                descriptor: descriptor.clone(),
+                diff_id,
+                reused: true,
+            });
+        }
+        Some(diff_id)
+    };
     let (chunks, received) = mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
-    let (written, again) = std::thread::scope(|scope| {
+    let (written, diff_id) = std::thread::scope(|scope| {
         let compressor = scope.spawn(|| compress(received, layout));
         let mut producer = ChunkWriter {
             chunk: Vec::with_capacity(CHUNK),
@@ -267,7 +273,7 @@ pub fn write_layer(
         produced?;
         Ok::<_, Error>(((digest, size), hasher.finish()))
     })?;
-    if again != diff_id {
+    if expected.is_some_and(|expected| expected != diff_id) {
         return Err(Error::Changed {
             description: spec.description.clone(),
         });
