@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a laptop: installs and starts the real tools
-# the end-to-end tests need (Docker engine, skopeo, umoci), proves `cargo xtask ci` needs
+# the end-to-end tests need (Docker engine, CNCF distribution registry, skopeo, umoci, htpasswd), proves `cargo xtask ci` needs
 # none of them, then runs every test with missing services treated as failures.
 #
 # Usage: bash pipelines/test.sh        (as root on Debian/Ubuntu, or with the tools installed)
@@ -14,6 +14,8 @@ missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v umoci >/dev/null || missing+=(umoci)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v htpasswd >/dev/null || missing+=(apache2-utils)
 command -v git >/dev/null || missing+=(git)
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"

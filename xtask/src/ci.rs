@@ -28,6 +28,7 @@ struct Report {
     ok: bool,
     steps: Vec<StepReport>,
     image: Option<image::ImageOutcome>,
+    push: Option<wharf::pipeline::copy::CopyReport>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -51,6 +52,7 @@ pub fn run(args: Args) -> Result<()> {
         ok: true,
         steps: Vec::new(),
         image: None,
+        push: None,
     };
     let mut failure = None;
     for step in &plan.steps {
@@ -66,6 +68,12 @@ pub fn run(args: Args) -> Result<()> {
                 report.image = Some(outcome);
                 Ok(())
             }),
+            ci::Step::Push { destination, .. } => {
+                eprintln!("==> push: {destination}");
+                crate::push::push_to(destination, args.json, Vec::new()).map(|pushed| {
+                    report.push = Some(pushed);
+                })
+            }
         };
         report.steps.push(StepReport {
             name: step.name().to_string(),

@@ -14,6 +14,11 @@ pub struct Args {
     dry_run: bool,
 }
 
+/// The pipeline config of this repository.
+pub fn config() -> Result<Config> {
+    Ok(Config::load(&workspace_root()).map_err(|e| UsageError(e.into()))?)
+}
+
 /// Loads config, workspace and git facts, and plans the image.
 pub fn plan() -> Result<(image::ImagePlan, Workspace)> {
     let root = workspace_root();

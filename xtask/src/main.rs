@@ -5,7 +5,9 @@
 
 mod bench;
 mod ci;
+mod copy;
 mod image;
+mod push;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +33,12 @@ enum Command {
     Image(image::Args),
     /// Time wharf's image build against `docker build` of the same binary.
     Bench(bench::Args),
+    /// Copy an image between locations (oci:DIR:TAG, docker://HOST/REPO:TAG), digest kept.
+    Copy(copy::Args),
+    /// Push the image `cargo xtask image` built, under all its tags.
+    Push(push::Args),
+    /// Point a new tag at an image in a registry (only the manifest moves).
+    Tag(push::TagArgs),
 }
 
 /// An error that is the user's to fix (usage, config): exit code 2.
@@ -51,6 +59,9 @@ fn main() -> ExitCode {
         Command::Ci(args) => ci::run(args),
         Command::Image(args) => image::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Copy(args) => copy::run(args),
+        Command::Push(args) => push::run(args),
+        Command::Tag(args) => push::tag(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

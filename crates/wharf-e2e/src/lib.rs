@@ -4,6 +4,8 @@
 //!
 //! This crate is never published and holds no product code.
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -110,4 +112,62 @@ pub fn build_example(root: &Path, layout: &Path) -> (image::ImageOutcome, image:
     plan.layout = layout.to_path_buf();
     let outcome = image::build(&plan, &workspace, &Progress::new(Mode::Plain)).unwrap();
     (outcome, plan)
+}
+
+/// GET `path` on 127.0.0.1:`port`, returning the status code (None if nothing answers).
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A port that was free a moment ago, on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (bounded) until GET /health on `port` answers, then returns its status.
+pub fn wait_for_health(port: u16) -> Option<u16> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = http_status(port, "/health") {
+            return Some(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}
+
+/// The `cargo xtask` binary of this workspace, built once (dev profile, the same target
+/// directory as the tests, so usually already fresh).
+pub fn xtask_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = workspace_root();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            run(Command::new(cargo).current_dir(&root).args([
+                "build",
+                "--quiet",
+                "--package",
+                "xtask",
+            ]));
+            let workspace = Workspace::load(&root).unwrap();
+            workspace.target_dir.join("debug").join("xtask")
+        })
+        .clone()
 }

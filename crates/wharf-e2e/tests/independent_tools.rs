@@ -1,12 +1,12 @@
 //! The example image, checked by tools that are not wharf: umoci, skopeo, docker.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use wharf_e2e::{example_image, require_docker, require_skopeo, require_umoci, run};
+use wharf_e2e::{
+    example_image, free_port, http_status, require_docker, require_skopeo, require_umoci, run,
+};
 
 #[test]
 fn umoci_unpacks_the_image_with_the_binary_owned_by_the_configured_user() {
@@ -61,28 +61,6 @@ fn skopeo_inspect_shows_the_digest_and_labels() {
     assert_eq!(json["Created"], created.as_str());
     assert_eq!(json["Architecture"], "amd64");
     assert_eq!(json["Os"], "linux");
-}
-
-/// GET `path` on 127.0.0.1:`port`, returning the status code.
-fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

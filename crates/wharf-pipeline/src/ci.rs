@@ -16,12 +16,14 @@ pub enum Step {
     Command { name: String, argv: Vec<String> },
     /// Build the configured image into its layout.
     Image { name: String },
+    /// Push the built image to the configured registry.
+    Push { name: String, destination: String },
 }
 
 impl Step {
     pub fn name(&self) -> &str {
         match self {
-            Step::Command { name, .. } | Step::Image { name } => name,
+            Step::Command { name, .. } | Step::Image { name } | Step::Push { name, .. } => name,
         }
     }
 }
@@ -71,6 +73,14 @@ pub fn plan(config: &Config) -> Plan {
             StepName::Image => config.image.as_ref().map(|_| Step::Image {
                 name: "image".into(),
             }),
+            // No registry configured: the embedded layout is the end of the line.
+            StepName::Push => match (&config.image, &config.push) {
+                (Some(_), Some(push)) => Some(Step::Push {
+                    name: "push".into(),
+                    destination: push.destination.clone(),
+                }),
+                _ => None,
+            },
         })
         .collect();
     Plan { steps }
@@ -86,6 +96,11 @@ impl fmt::Display for Plan {
                 Step::Image { name } => writeln!(
                     f,
                     "{}. {name}: build the [image] of pipelines/wharf.toml into its OCI layout",
+                    i + 1
+                )?,
+                Step::Push { name, destination } => writeln!(
+                    f,
+                    "{}. {name}: push every tag of the image to {destination}",
                     i + 1
                 )?,
             }
@@ -157,5 +172,22 @@ mod tests {
             }
         );
         assert_eq!(plan.steps[1].name(), "image");
+    }
+
+    #[test]
+    fn push_step_only_when_a_registry_is_configured() {
+        let without = Config::parse("[image]\npackage = \"x\"\n", Path::new("x")).unwrap();
+        assert!(!plan(&without).steps.iter().any(|s| s.name() == "push"));
+        let with = Config::parse(
+            "[image]\npackage = \"x\"\n[push]\ndestination = \"docker://localhost:5000/x\"\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        let plan = plan(&with);
+        assert_eq!(plan.steps.last().unwrap().name(), "push");
+        assert!(
+            plan.to_string()
+                .contains("5. push: push every tag of the image to docker://localhost:5000/x")
+        );
     }
 }

@@ -37,6 +37,20 @@ pub struct Config {
     pub image: Option<ImageConfig>,
     #[serde(default)]
     pub ci: CiConfig,
+    /// `[push]`: where `cargo xtask push` (and the `push` step of ci) sends the image.
+    #[serde(default)]
+    pub push: Option<PushConfig>,
+}
+
+/// `[push]`: the registry the built image goes to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// `docker://HOST/REPO`; every tag of the image is pushed there.
+    pub destination: String,
+    /// Registries (HOST[:PORT]) reached over plain HTTP although not on loopback.
+    #[serde(default)]
+    pub insecure: Vec<String>,
 }
 
 /// `[image]`: the image `cargo xtask image` builds.
@@ -122,6 +136,8 @@ pub enum StepName {
     Clippy,
     Test,
     Image,
+    /// Runs only when `[push]` is configured.
+    Push,
 }
 
 fn scratch() -> String {
@@ -138,6 +154,7 @@ fn default_steps() -> Vec<StepName> {
         StepName::Clippy,
         StepName::Test,
         StepName::Image,
+        StepName::Push,
     ]
 }
 
@@ -242,7 +259,7 @@ mod tests {
     fn empty_file_gives_defaults() {
         let config = Config::parse("", Path::new("x")).unwrap();
         assert_eq!(config, Config::default());
-        assert_eq!(config.ci.steps.len(), 4);
+        assert_eq!(config.ci.steps.len(), 5);
     }
 
     #[test]
@@ -253,7 +270,7 @@ mod tests {
         );
         check_err(
             "[ci]\nsteps = [\"fmt\", \"deploy\"]\n",
-            "pipelines/wharf.toml:2:17: unknown variant `deploy`, expected one of `fmt`, `clippy`, `test`, `image`",
+            "pipelines/wharf.toml:2:17: unknown variant `deploy`, expected one of `fmt`, `clippy`, `test`, `image`, `push`",
         );
         check_err(
             "[image]\npackage = \"x\"\nuser = \"nobody\"\n",

@@ -6,6 +6,7 @@
 
 pub mod ci;
 pub mod config;
+pub mod copy;
 pub mod image;
 pub mod progress;
 

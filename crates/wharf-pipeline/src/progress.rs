@@ -109,3 +109,83 @@ impl Step {
         }
     }
 }
+
+/// A sink for registry events drawn in `mode`: a byte bar per blob on a terminal, one line
+/// per blob (and per retry or resume) in logs.
+pub fn registry_events(mode: Mode) -> wharf_registry::events::Sink {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use indicatif::MultiProgress;
+    use wharf_registry::{BlobOutcome, Event};
+
+    let multi = MultiProgress::new();
+    let bars: Mutex<HashMap<String, ProgressBar>> = Mutex::new(HashMap::new());
+    Arc::new(move |event: &Event| {
+        if mode == Mode::Quiet {
+            return;
+        }
+        match event {
+            Event::BlobStart { digest, size } => {
+                if mode == Mode::Terminal {
+                    let bar = multi.add(ProgressBar::new(*size));
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+                        )
+                        .expect("static template"),
+                    );
+                    bar.set_message(digest.short());
+                    bars.lock().expect("lock").insert(digest.to_string(), bar);
+                } else {
+                    eprintln!("    blob {} ({}): sending", digest.short(), human(*size));
+                }
+            }
+            Event::BlobProgress { digest, done, .. } => {
+                if let Some(bar) = bars.lock().expect("lock").get(&digest.to_string()) {
+                    bar.set_position(*done);
+                }
+            }
+            Event::BlobDone { digest, how } => {
+                if let Some(bar) = bars.lock().expect("lock").remove(&digest.to_string()) {
+                    bar.finish_and_clear();
+                }
+                let how = match how {
+                    BlobOutcome::Skipped => "already there".to_string(),
+                    BlobOutcome::Mounted => "mounted".to_string(),
+                    BlobOutcome::Uploaded { bytes } => format!("uploaded {}", human(*bytes)),
+                };
+                let line = format!("    blob {}: {how}", digest.short());
+                multi.suspend(|| eprintln!("{line}"));
+            }
+            Event::Retry {
+                what,
+                attempt,
+                wait,
+                reason,
+            } => {
+                let line = format!(
+                    "    retry {attempt} of {what} in {:.1}s: {reason}",
+                    wait.as_secs_f64()
+                );
+                multi.suspend(|| eprintln!("{line}"));
+            }
+            Event::Resume { digest, offset } => {
+                let line = format!("    blob {}: resuming at byte {offset}", digest.short());
+                multi.suspend(|| eprintln!("{line}"));
+            }
+            Event::Restart { digest, reason } => {
+                let line = format!("    blob {}: starting over: {reason}", digest.short());
+                multi.suspend(|| eprintln!("{line}"));
+            }
+        }
+    })
+}
+
+fn human(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}

@@ -10,5 +10,6 @@
 pub use wharf_build as build;
 pub use wharf_oci as oci;
 pub use wharf_pipeline as pipeline;
+pub use wharf_registry as registry;
 pub use wharf_source as source;
 pub use wharf_tag as tag;

@@ -1,0 +1,558 @@
+//! The registry client against real CNCF distribution registries on loopback, checked with
+//! independent clients (skopeo, docker) where they apply.
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wharf::oci::{Image, Layout, Location, Platform, Reference, image, random_image};
+use wharf::pipeline::copy::copy;
+use wharf::registry::credentials::{Credential, CredentialError, CredentialSource, Secret};
+use wharf::registry::{Client, Config, Event, RetryPolicy};
+use wharf_e2e::registry::{Auth, FaultPlan, FaultProxy, Registry, TokenServer};
+use wharf_e2e::{example_image, free_port, require_docker, require_skopeo, run, wait_for_health};
+
+/// Fixed credentials for one test.
+struct Static(String, String);
+
+impl CredentialSource for Static {
+    fn get(&self, _registry: &str) -> Result<Option<Credential>, CredentialError> {
+        Ok(Some(Credential::Basic {
+            username: self.0.clone(),
+            password: Secret::new(self.1.clone()),
+        }))
+    }
+}
+
+struct NoCredentials;
+
+impl CredentialSource for NoCredentials {
+    fn get(&self, _registry: &str) -> Result<Option<Credential>, CredentialError> {
+        Ok(None)
+    }
+}
+
+/// A client with the given credentials that records its events.
+fn client_with(
+    credentials: Arc<dyn CredentialSource>,
+    tune: impl FnOnce(&mut Config),
+) -> (Client, Arc<Mutex<Vec<Event>>>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let mut config = Config::new();
+    config.credentials = credentials;
+    config.events = Arc::new(move |e: &Event| sink.lock().unwrap().push(e.clone()));
+    tune(&mut config);
+    (Client::new(config).unwrap(), events)
+}
+
+fn anonymous() -> (Client, Arc<Mutex<Vec<Event>>>) {
+    client_with(Arc::new(NoCredentials), |_| {})
+}
+
+fn reference(text: &str) -> Reference {
+    text.parse().unwrap()
+}
+
+fn layout_location(layout: &std::path::Path, tag: &str) -> Location {
+    Location::Layout {
+        dir: layout.to_path_buf(),
+        tag: Some(tag.to_string()),
+    }
+}
+
+#[test]
+fn push_pull_copy_mount_retag_list_and_delete() {
+    let Some(registry) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let built = example_image();
+    let (client, _) = anonymous();
+    let host = registry.host();
+
+    // Push from the layout.
+    let to = Location::Registry(reference(&format!("{host}/wharf/app:v1")));
+    let pushed = copy(&client, &layout_location(&built.layout, &built.tag), &to).unwrap();
+    assert_eq!(pushed.digest.as_ref(), Some(&built.digest));
+    assert!(
+        pushed.blobs_uploaded >= 2 && pushed.bytes_uploaded > 0,
+        "{pushed:?}"
+    );
+
+    // Pushing again sends nothing.
+    let again = copy(&client, &layout_location(&built.layout, &built.tag), &to).unwrap();
+    assert_eq!(
+        (again.blobs_uploaded, again.bytes_uploaded),
+        (0, 0),
+        "{again:?}"
+    );
+    assert_eq!(again.blobs_skipped, pushed.blobs_uploaded);
+
+    // Pull into a new layout: same digest, and the layout reads back verified.
+    let tmp = tempfile::tempdir().unwrap();
+    let pulled = copy(
+        &client,
+        &to,
+        &layout_location(&tmp.path().join("pulled"), "v1"),
+    )
+    .unwrap();
+    assert_eq!(pulled.digest.as_ref(), Some(&built.digest));
+    let back = Layout::open(tmp.path().join("pulled")).unwrap();
+    let img = back.image_by_tag("v1", &Platform::linux_amd64()).unwrap();
+    assert_eq!(image::digest(&img).unwrap(), built.digest);
+
+    // Copy across repositories of one registry: mounted, zero bytes uploaded.
+    let other = Location::Registry(reference(&format!("{host}/team/other:v1")));
+    let mounted = copy(&client, &to, &other).unwrap();
+    assert_eq!(mounted.digest.as_ref(), Some(&built.digest));
+    assert_eq!(
+        mounted.bytes_uploaded, 0,
+        "a mount sends no blob bytes: {mounted:?}"
+    );
+    assert!(mounted.blobs_mounted >= 2, "{mounted:?}");
+
+    // Copy to a second registry instance: uploaded, same digest.
+    let Some(second) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let there = Location::Registry(reference(&format!("{}/mirror/app:v1", second.host())));
+    let copied = copy(&client, &to, &there).unwrap();
+    assert_eq!(copied.digest.as_ref(), Some(&built.digest));
+    assert!(copied.bytes_uploaded > 0);
+
+    // Retag (manifest only), list, resolve.
+    let v1 = reference(&format!("{host}/wharf/app:v1"));
+    assert_eq!(client.tag(&v1, "v2").unwrap(), built.digest);
+    let mut tags = client.list_tags(&host, "wharf/app").unwrap();
+    tags.sort();
+    assert_eq!(tags, ["v1", "v2"]);
+    assert_eq!(
+        client.resolve(&v1.with_tag("v2").unwrap()).unwrap().digest,
+        built.digest
+    );
+
+    // skopeo agrees on the digest wharf printed.
+    if require_skopeo() {
+        let out = run(Command::new("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{host}/team/other:v1"),
+        ]));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["Digest"], built.digest.to_string());
+    }
+
+    // Delete by digest; a deleted manifest is gone.
+    let pinned = reference(&format!("{host}/team/other@{}", built.digest));
+    client.delete(&pinned).unwrap();
+    let err = client.manifest(&pinned).unwrap_err().to_string();
+    assert!(err.contains("404"), "{err}");
+}
+
+#[test]
+fn docker_pulls_and_runs_an_image_wharf_pushed() {
+    if !require_docker() {
+        return;
+    }
+    let Some(registry) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let built = example_image();
+    let (client, _) = anonymous();
+    let name = format!("{}/wharf/hello:e2e", registry.host());
+    copy(
+        &client,
+        &layout_location(&built.layout, &built.tag),
+        &Location::Registry(reference(&name)),
+    )
+    .unwrap();
+    run(Command::new("docker").args(["pull", "--quiet", &name]));
+    let port = free_port();
+    let container = format!("wharf-registry-e2e-{}", std::process::id());
+    run(Command::new("docker").args([
+        "run",
+        "--detach",
+        "--name",
+        &container,
+        "--network",
+        "host",
+        "--env",
+        &format!("LISTEN_ADDR=127.0.0.1:{port}"),
+        &name,
+    ]));
+    let status = wait_for_health(port);
+    let _ = Command::new("docker")
+        .args(["rm", "--force", &container])
+        .output();
+    let _ = Command::new("docker")
+        .args(["rmi", "--force", &name])
+        .output();
+    assert_eq!(status, Some(200));
+}
+
+#[test]
+fn images_pushed_by_skopeo_and_docker_keep_their_digest_through_wharf() {
+    if !require_skopeo() {
+        return;
+    }
+    let Some(registry) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let host = registry.host();
+    let built = example_image();
+    let (client, _) = anonymous();
+
+    // skopeo pushes (converting nothing), wharf copies to another repository.
+    let src = format!("{host}/by-skopeo/app:v1");
+    run(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:{}", built.layout.display(), built.tag),
+        &format!("docker://{src}"),
+    ]));
+    let skopeo_digest = client.resolve(&reference(&src)).unwrap().digest;
+    let copied = copy(
+        &client,
+        &Location::Registry(reference(&src)),
+        &Location::Registry(reference(&format!("{host}/copied/app:v1"))),
+    )
+    .unwrap();
+    assert_eq!(copied.digest, Some(skopeo_digest));
+
+    // docker builds and pushes a Docker v2 schema 2 image; wharf copies it to a second
+    // registry byte for byte.
+    if !require_docker() {
+        return;
+    }
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(context.path().join("hello.txt"), "made by docker\n").unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        "FROM scratch\nCOPY hello.txt /hello.txt\n",
+    )
+    .unwrap();
+    let tag = format!("{host}/by-docker/app:v1");
+    run(Command::new("docker")
+        .args(["build", "--quiet", "--tag", &tag])
+        .arg(context.path())
+        .env("DOCKER_BUILDKIT", "0"));
+    run(Command::new("docker").args(["push", "--quiet", &tag]));
+    let docker_manifest = client.manifest(&reference(&tag)).unwrap();
+    assert_eq!(
+        docker_manifest.media_type,
+        wharf::oci::media_type::DOCKER_MANIFEST
+    );
+    let Some(second) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let dest = format!("{}/from-docker/app:v1", second.host());
+    let copied = copy(
+        &client,
+        &Location::Registry(reference(&tag)),
+        &Location::Registry(reference(&dest)),
+    )
+    .unwrap();
+    assert_eq!(copied.digest, Some(docker_manifest.digest.clone()));
+    let _ = Command::new("docker")
+        .args(["rmi", "--force", &tag])
+        .output();
+}
+
+#[test]
+fn basic_auth_pushes_with_credentials_and_explains_a_wrong_password() {
+    let Some(registry) = Registry::try_start(Auth::htpasswd("wharf", "s3cret-Pa55")) else {
+        return;
+    };
+    let host = registry.host();
+    let img = random_image(11, 2, 4096);
+    let (client, _) = client_with(
+        Arc::new(Static("wharf".into(), "s3cret-Pa55".into())),
+        |_| {},
+    );
+    let report = client
+        .push(&img, &reference(&format!("{host}/private/app:v1")), None)
+        .unwrap();
+    assert_eq!(report.digest, Some(image::digest(&img).unwrap()));
+
+    let (wrong, _) = client_with(
+        Arc::new(Static("wharf".into(), "not-the-Pa55".into())),
+        |_| {},
+    );
+    let err = wrong
+        .push(&img, &reference(&format!("{host}/private/app:v2")), None)
+        .unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("401"), "{text}");
+    assert!(
+        !text.contains("not-the-Pa55"),
+        "the password leaked into the error: {text}"
+    );
+
+    let (nobody, _) = anonymous();
+    let err = nobody
+        .manifest(&reference(&format!("{host}/private/app:v1")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("WHARF_REGISTRY_USERNAME"), "{err}");
+}
+
+#[test]
+fn bearer_token_auth_with_mount_scopes_on_the_source_repository() {
+    let tokens = TokenServer::start();
+    tokens.add_user("ci", "t0ken-Pa55");
+    let Some(registry) = Registry::try_start(Auth::Token(tokens.registry_auth())) else {
+        return;
+    };
+    let host = registry.host();
+    let img = random_image(12, 3, 64 * 1024);
+    let (client, _) = client_with(Arc::new(Static("ci".into(), "t0ken-Pa55".into())), |_| {});
+    let src = reference(&format!("{host}/source/app:v1"));
+    client.push(&img, &src, None).unwrap();
+
+    tokens.clear_requests();
+    let report = copy(
+        &client,
+        &Location::Registry(src.clone()),
+        &Location::Registry(reference(&format!("{host}/target/app:v1"))),
+    )
+    .unwrap();
+    assert_eq!(
+        report.bytes_uploaded, 0,
+        "mounted, not uploaded: {report:?}"
+    );
+    assert_eq!(
+        report.blobs_mounted, 4,
+        "config and three layers: {report:?}"
+    );
+    let asked: Vec<String> = tokens
+        .requests()
+        .into_iter()
+        .flat_map(|r| r.scopes)
+        .collect();
+    assert!(
+        asked.iter().any(|s| s == "repository:source/app:pull"),
+        "the push token must include pull on the source repository for mounts: {asked:?}"
+    );
+}
+
+#[test]
+fn registry_killed_mid_push_and_restarted_the_push_completes() {
+    let Some(mut registry) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let host = registry.host();
+    // 4 layers of 6 MiB pushed in 512 KiB chunks, one at a time: long enough to be cut.
+    let img = random_image(13, 4, 6 << 20);
+    let expected = image::digest(&img).unwrap();
+    let (client, events) = client_with(Arc::new(NoCredentials), |c| {
+        c.chunk_size = 512 << 10;
+        c.parallel = 1;
+        c.retry = RetryPolicy {
+            max_attempts: 30,
+            budget: Duration::from_secs(120),
+            ..RetryPolicy::default()
+        };
+    });
+    let destination = reference(&format!("{host}/crash/app:v1"));
+    let report = std::thread::scope(|scope| {
+        let push = scope.spawn(|| client.push(&img, &destination, None));
+        // Kill once some bytes of the second layer are confirmed.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let progressed = events
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| matches!(e, Event::BlobProgress { .. }))
+                .count();
+            if progressed >= 16 || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // No tag may point at the image while it is incomplete.
+        let (probe, _) = anonymous();
+        assert!(
+            probe.manifest(&destination).is_err(),
+            "manifest visible before its blobs"
+        );
+        registry.kill();
+        std::thread::sleep(Duration::from_secs(2));
+        registry.restart();
+        push.join().unwrap()
+    })
+    .unwrap();
+    assert_eq!(report.digest, Some(expected.clone()));
+    let events = events.lock().unwrap();
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Retry { .. })),
+        "the kill caused no retry"
+    );
+    // Every blob is there and intact: pull it all back, verified.
+    let (client, _) = anonymous();
+    let pulled = client
+        .image(&destination, &Platform::linux_amd64())
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    Layout::create(tmp.path())
+        .unwrap()
+        .write_image(&pulled, Some("v1"))
+        .unwrap();
+}
+
+fn retries_and_restarts(events: &Mutex<Vec<Event>>) -> (Vec<String>, usize, usize) {
+    let events = events.lock().unwrap();
+    let retries = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Retry { reason, wait, .. } => Some(format!("{reason} after {wait:?}")),
+            _ => None,
+        })
+        .collect();
+    let resumes = events
+        .iter()
+        .filter(|e| matches!(e, Event::Resume { .. }))
+        .count();
+    let restarts = events
+        .iter()
+        .filter(|e| matches!(e, Event::Restart { .. }))
+        .count();
+    (retries, resumes, restarts)
+}
+
+#[test]
+fn retry_after_503s_and_reset_connections_within_budget_then_a_clear_error() {
+    let Some(registry) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let img = random_image(14, 3, 2 << 20);
+    let expected = image::digest(&img).unwrap();
+
+    // 503 with Retry-After for the first three requests, and every second connection that
+    // sends a body reset right after its head: the registry stored none of that chunk, so
+    // its confirmed offset is valid and the upload resumes there.
+    let proxy = FaultProxy::start(
+        &registry.host(),
+        FaultPlan {
+            unavailable_first: 3,
+            retry_after_secs: 1,
+            reset_every: Some(2),
+            reset_after_bytes: Some(0),
+        },
+    );
+    let (client, events) = client_with(Arc::new(NoCredentials), |c| c.chunk_size = 256 << 10);
+    let report = client
+        .push(
+            &img,
+            &reference(&format!("{}/faulty/app:v1", proxy.host())),
+            None,
+        )
+        .unwrap();
+    assert_eq!(report.digest, Some(expected.clone()));
+    let stats = proxy.stats();
+    assert_eq!(stats.injected_503, 3, "{stats:?}");
+    assert!(stats.resets > 0, "{stats:?}");
+    let (retries, resumes, _) = retries_and_restarts(&events);
+    assert!(
+        retries.iter().filter(|r| r.contains("503")).count() >= 3,
+        "{retries:?}"
+    );
+    assert!(
+        retries
+            .iter()
+            .any(|r| r.contains("503") && r.contains("after 1s")),
+        "Retry-After: 1 honored: {retries:?}"
+    );
+    assert!(
+        resumes > 0,
+        "a reset before any byte was stored resumes: {retries:?}"
+    );
+
+    // Reset halfway through a chunk: CNCF distribution keeps the half it got, then cancels
+    // the upload because the client's state no longer matches ("upload resumed at wrong
+    // offset"). The client sees that the registry forgot the upload and starts the blob
+    // over; the push still completes with the same digest.
+    let halfway = FaultProxy::start(
+        &registry.host(),
+        FaultPlan {
+            reset_every: Some(2),
+            ..FaultPlan::default()
+        },
+    );
+    // Another image: the first one's blobs are in the registry now and would be skipped.
+    let img = random_image(16, 3, 2 << 20);
+    let expected = image::digest(&img).unwrap();
+    let (client, events) = client_with(Arc::new(NoCredentials), |c| c.chunk_size = 256 << 10);
+    let report = client
+        .push(
+            &img,
+            &reference(&format!("{}/faulty/app:v3", halfway.host())),
+            None,
+        )
+        .unwrap();
+    assert_eq!(report.digest, Some(expected));
+    let (retries, _, restarts) = retries_and_restarts(&events);
+    assert!(restarts > 0, "{retries:?}");
+
+    // Past the budget: the error says how many attempts were made.
+    let hopeless = FaultProxy::start(
+        &registry.host(),
+        FaultPlan {
+            unavailable_first: 1000,
+            retry_after_secs: 0,
+            ..FaultPlan::default()
+        },
+    );
+    let (client, _) = client_with(Arc::new(NoCredentials), |c| {
+        c.retry = RetryPolicy {
+            max_attempts: 4,
+            ..RetryPolicy::default()
+        };
+    });
+    let err = client
+        .push(
+            &img,
+            &reference(&format!("{}/faulty/app:v2", hopeless.host())),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("gave up after 4 attempts"), "{err}");
+}
+
+#[test]
+fn a_blob_altered_on_the_registry_disk_is_refused_on_pull() {
+    let Some(registry) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let img = random_image(15, 2, 8192);
+    let (client, _) = anonymous();
+    let destination = reference(&format!("{}/tampered/app:v1", registry.host()));
+    client.push(&img, &destination, None).unwrap();
+    let layer = image::manifest(&img).unwrap().layers.remove(1);
+    let path = registry.blob_path(layer.digest.hex());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0x55;
+    std::fs::write(&path, bytes).unwrap();
+
+    let pulled = client
+        .image(&destination, &Platform::linux_amd64())
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::create(tmp.path()).unwrap();
+    let err = layout
+        .write_image(&pulled, Some("v1"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&layer.digest.to_string()),
+        "the error names the digest: {err}"
+    );
+    assert!(
+        !layout.blob_path(&layer.digest).exists(),
+        "nothing unverified is written"
+    );
+    assert!(layout.tags().unwrap().is_empty());
+    let _ = pulled.raw_config();
+}

@@ -1,0 +1,511 @@
+//! The HTTP layer: base URLs, authentication (Basic and Bearer token challenges), retries.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::StatusCode;
+use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+
+use crate::challenge::{self, Challenge, Scheme};
+use crate::credentials::{Credential, CredentialSource};
+use crate::error::{Error, Result};
+use crate::events::{Event, Sink};
+use crate::retry::{Attempts, RetryPolicy, parse_retry_after};
+
+/// How a [`Client`] behaves.
+#[derive(Clone)]
+pub struct Config {
+    /// Registries (host[:port]) to reach over plain HTTP although not on loopback.
+    pub insecure: Vec<String>,
+    pub retry: RetryPolicy,
+    /// Blobs transferred at once.
+    pub parallel: usize,
+    /// Bytes per PATCH of a chunked upload; an upload resumes at chunk granularity at worst.
+    pub chunk_size: usize,
+    pub credentials: Arc<dyn CredentialSource>,
+    pub events: Sink,
+}
+
+impl Config {
+    /// Credentials from the environment and docker's config.json; no events.
+    pub fn new() -> Config {
+        Config {
+            insecure: Vec::new(),
+            retry: RetryPolicy::default(),
+            parallel: 4,
+            chunk_size: 16 << 20,
+            credentials: Arc::new(crate::credentials::default_sources()),
+            events: crate::events::ignore(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new()
+    }
+}
+
+/// The access an operation needs: the registry and the token scopes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Access {
+    pub registry: String,
+    pub scopes: Vec<String>,
+}
+
+impl Access {
+    pub fn pull(registry: &str, repository: &str) -> Access {
+        Access {
+            registry: registry.to_string(),
+            scopes: vec![challenge::scope(repository, &["pull"])],
+        }
+    }
+
+    /// Push to `repository`, and pull from `mount_from` for cross-repository mounts: a
+    /// token without pull on the source makes registries decline the mount.
+    pub fn push(registry: &str, repository: &str, mount_from: Option<&str>) -> Access {
+        let mut scopes = vec![challenge::scope(repository, &["pull", "push"])];
+        if let Some(from) = mount_from.filter(|f| *f != repository) {
+            scopes.push(challenge::scope(from, &["pull"]));
+        }
+        Access {
+            registry: registry.to_string(),
+            scopes,
+        }
+    }
+
+    pub fn delete(registry: &str, repository: &str) -> Access {
+        Access {
+            registry: registry.to_string(),
+            scopes: vec![challenge::scope(repository, &["delete"])],
+        }
+    }
+}
+
+/// Whether a request may be sent again as it is after a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// GET, HEAD, PUT of a manifest, DELETE: sending twice is harmless.
+    Safe,
+    /// A PATCH of upload data: after a failure the caller must ask the registry where the
+    /// upload stands, so only authentication is retried here.
+    Never,
+}
+
+#[derive(Default)]
+struct RegistryAuth {
+    /// The scheme the registry asked for, once known.
+    scheme: Option<Challenge>,
+    /// The Basic header, for registries that use Basic (kept so a credential helper runs
+    /// once, not once per request).
+    basic: Option<String>,
+    tokens: HashMap<Vec<String>, Token>,
+}
+
+struct Token {
+    value: String,
+    expires: Instant,
+}
+
+/// A registry client. Cheap to share between threads.
+pub struct Client {
+    http: Http,
+    pub(crate) config: Config,
+    auth: Mutex<HashMap<String, RegistryAuth>>,
+}
+
+impl Client {
+    pub fn new(config: Config) -> Result<Client> {
+        // reqwest is built without a crypto provider so no C library is linked: install
+        // ring's. A second call (another Client) finds it installed, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = Http::builder()
+            .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            // Large blobs stream for long: no total timeout; keepalive notices dead peers.
+            .timeout(None)
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()
+            .map_err(|source| Error::Transport {
+                what: "creating the HTTP client".into(),
+                source,
+            })?;
+        Ok(Client {
+            http,
+            config,
+            auth: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `https://registry`, or `http://` for loopback and explicitly insecure registries.
+    pub fn base_url(&self, registry: &str) -> Result<String> {
+        let scheme = if is_loopback(registry) || self.config.insecure.iter().any(|r| r == registry)
+        {
+            "http"
+        } else {
+            "https"
+        };
+        Ok(format!("{scheme}://{registry}"))
+    }
+
+    pub(crate) fn events(&self) -> &Sink {
+        &self.config.events
+    }
+
+    /// Sends the request `make` builds, authenticating on 401 and retrying what may be
+    /// retried. Returns the final response whatever its status; see [`check`].
+    pub fn send(
+        &self,
+        access: &Access,
+        what: &str,
+        replay: Replay,
+        make: &dyn Fn(&Http) -> RequestBuilder,
+    ) -> Result<Response> {
+        let mut attempts = Attempts::new(&self.config.retry);
+        let mut authenticated = false;
+        loop {
+            attempts.start();
+            let mut request = make(&self.http);
+            if let Some(header) = self.authorization(access)? {
+                request = request.header(AUTHORIZATION, header);
+            }
+            let (reason, retry_after) = match request.send() {
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !authenticated => {
+                    authenticated = true;
+                    self.authenticate(access, &response)?;
+                    continue;
+                }
+                Ok(response) if is_retryable(response.status()) && replay == Replay::Safe => {
+                    let retry_after = response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after);
+                    (
+                        format!("registry answered {}", response.status()),
+                        retry_after,
+                    )
+                }
+                Ok(response) => return Ok(response),
+                Err(source) if replay == Replay::Safe && is_transient(&source) => {
+                    (error_chain(&source), None)
+                }
+                Err(source) => {
+                    return Err(Error::Transport {
+                        what: what.to_string(),
+                        source,
+                    });
+                }
+            };
+            let Some(wait) = attempts.next_delay(retry_after) else {
+                return Err(Error::GaveUp {
+                    what: what.to_string(),
+                    attempts: attempts.made(),
+                    elapsed: attempts.elapsed(),
+                    last: reason,
+                });
+            };
+            (self.config.events)(&Event::Retry {
+                what: what.to_string(),
+                attempt: attempts.made(),
+                wait,
+                reason,
+            });
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// The Authorization header for `access`, if the registry's scheme is known. For a
+    /// Bearer registry a token for these scopes is fetched first if there is none (or it
+    /// expired), so requests with bodies are not sent once just to learn they need one.
+    fn authorization(&self, access: &Access) -> Result<Option<String>> {
+        let challenge = {
+            let auth = self.auth.lock().expect("auth lock");
+            let Some(state) = auth.get(&access.registry) else {
+                return Ok(None);
+            };
+            match state.scheme.as_ref().map(|c| &c.scheme) {
+                Some(Scheme::Basic) => return Ok(state.basic.clone()),
+                Some(Scheme::Bearer) => {
+                    if let Some(token) = state
+                        .tokens
+                        .get(&access.scopes)
+                        .filter(|t| t.expires > Instant::now())
+                    {
+                        return Ok(Some(format!("Bearer {}", token.value)));
+                    }
+                    state.scheme.clone().expect("matched Some")
+                }
+                _ => return Ok(None),
+            }
+        };
+        let credential = self.config.credentials.get(&access.registry)?;
+        let token = self.fetch_token(access, &challenge, credential.as_ref())?;
+        let header = format!("Bearer {}", token.value);
+        let mut auth = self.auth.lock().expect("auth lock");
+        let state = auth.entry(access.registry.clone()).or_default();
+        state.tokens.insert(access.scopes.clone(), token);
+        Ok(Some(header))
+    }
+
+    /// Answers a 401: learns the scheme and, for Bearer, fetches a token for `access`.
+    fn authenticate(&self, access: &Access, response: &Response) -> Result<()> {
+        let registry = &access.registry;
+        let header = response
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if header.is_empty() {
+            return Err(Error::Auth {
+                registry: registry.clone(),
+                why: "401 Unauthorized without a WWW-Authenticate challenge".into(),
+            });
+        }
+        let challenges = challenge::parse(&header)?;
+        let chosen = challenges
+            .iter()
+            .find(|c| c.scheme == Scheme::Bearer)
+            .or_else(|| challenges.iter().find(|c| c.scheme == Scheme::Basic))
+            .cloned()
+            .ok_or_else(|| Error::Auth {
+                registry: registry.clone(),
+                why: format!("no supported scheme in {header:?} (wharf speaks Basic and Bearer)"),
+            })?;
+        let credential = self.config.credentials.get(registry)?;
+        let (token, basic) = match (&chosen.scheme, &credential) {
+            (Scheme::Bearer, _) => (
+                Some(self.fetch_token(access, &chosen, credential.as_ref())?),
+                None,
+            ),
+            (_, Some(Credential::Basic { username, password })) => (
+                None,
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{}", password.expose()))
+                )),
+            ),
+            (_, Some(Credential::RegistryToken(token))) => {
+                (None, Some(format!("Bearer {}", token.expose())))
+            }
+            _ => {
+                return Err(Error::Auth {
+                    registry: registry.clone(),
+                    why: format!(
+                        "the registry wants a username and password and none are configured (hint: docker login {registry}, or set WHARF_REGISTRY_USERNAME and WHARF_REGISTRY_PASSWORD)"
+                    ),
+                });
+            }
+        };
+        let mut auth = self.auth.lock().expect("auth lock");
+        let state = auth.entry(registry.clone()).or_default();
+        state.scheme = Some(chosen);
+        state.basic = basic;
+        if let Some(token) = token {
+            state.tokens.insert(access.scopes.clone(), token);
+        }
+        Ok(())
+    }
+
+    /// The token dance (distribution's token spec, and OAuth2 with a refresh token).
+    fn fetch_token(
+        &self,
+        access: &Access,
+        challenge: &Challenge,
+        credential: Option<&Credential>,
+    ) -> Result<Token> {
+        let registry = &access.registry;
+        let auth_error = |why: String| Error::Auth {
+            registry: registry.clone(),
+            why,
+        };
+        let realm = challenge
+            .realm()
+            .ok_or_else(|| auth_error("the Bearer challenge has no realm".into()))?;
+        let realm_url = reqwest::Url::parse(realm)
+            .map_err(|e| auth_error(format!("the token realm {realm:?} is not a URL: {e}")))?;
+        let realm_host = realm_url.host_str().unwrap_or_default();
+        if realm_url.scheme() != "https"
+            && !is_loopback(realm_host)
+            && !self
+                .config
+                .insecure
+                .iter()
+                .any(|r| r.starts_with(realm_host))
+        {
+            return Err(auth_error(format!(
+                "refusing to send credentials to the plain-HTTP token realm {realm}"
+            )));
+        }
+        let mut scopes = access.scopes.clone();
+        if let Some(asked) = challenge.scope() {
+            for scope in asked.split(' ') {
+                if !scopes.iter().any(|s| s == scope) {
+                    scopes.push(scope.to_string());
+                }
+            }
+        }
+        let service = challenge.service();
+        let mut attempts = Attempts::new(&self.config.retry);
+        let response = loop {
+            attempts.start();
+            let request = match credential {
+                Some(Credential::IdentityToken(refresh)) => {
+                    let mut form = vec![
+                        ("grant_type", "refresh_token".to_string()),
+                        ("refresh_token", refresh.expose().to_string()),
+                        ("client_id", "wharf".to_string()),
+                        ("scope", scopes.join(" ")),
+                    ];
+                    if let Some(service) = service {
+                        form.push(("service", service.to_string()));
+                    }
+                    self.http.post(realm_url.clone()).form(&form)
+                }
+                other => {
+                    let mut url = realm_url.clone();
+                    {
+                        let mut query = url.query_pairs_mut();
+                        if let Some(service) = service {
+                            query.append_pair("service", service);
+                        }
+                        for scope in &scopes {
+                            query.append_pair("scope", scope);
+                        }
+                    }
+                    let request = self.http.get(url);
+                    match other {
+                        Some(Credential::Basic { username, password }) => {
+                            request.basic_auth(username, Some(password.expose()))
+                        }
+                        _ => request,
+                    }
+                }
+            };
+            match request.send() {
+                Ok(r) if is_retryable(r.status()) => {
+                    let wait = attempts.next_delay(None).ok_or_else(|| {
+                        auth_error(format!("token server {realm} answered {}", r.status()))
+                    })?;
+                    std::thread::sleep(wait);
+                }
+                Ok(r) => break r,
+                Err(e) if is_transient(&e) => {
+                    let wait = attempts.next_delay(None).ok_or_else(|| {
+                        auth_error(format!("token server {realm}: {}", error_chain(&e)))
+                    })?;
+                    std::thread::sleep(wait);
+                }
+                Err(e) => {
+                    return Err(auth_error(format!(
+                        "token server {realm}: {}",
+                        error_chain(&e)
+                    )));
+                }
+            }
+        };
+        if !response.status().is_success() {
+            let hint = if credential.is_some() {
+                "check the credentials for this registry"
+            } else {
+                "the registry needs credentials: docker login, or WHARF_REGISTRY_USERNAME/PASSWORD"
+            };
+            return Err(auth_error(format!(
+                "token server {realm} answered {} (hint: {hint})",
+                response.status()
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            token: Option<String>,
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let body: TokenResponse = response
+            .json()
+            .map_err(|e| auth_error(format!("token server {realm} sent no JSON token: {e}")))?;
+        let value = body
+            .token
+            .or(body.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| auth_error(format!("token server {realm} sent an empty token")))?;
+        // The spec's default lifetime is 60 s; renew a little early.
+        let lifetime = Duration::from_secs(body.expires_in.unwrap_or(60).max(10));
+        Ok(Token {
+            value,
+            expires: Instant::now() + lifetime - Duration::from_secs(5),
+        })
+    }
+}
+
+/// True for 127.0.0.0/8, ::1 and localhost, with or without a port.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = if let Some(rest) = registry.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        registry.split(':').next().unwrap_or_default()
+    };
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+fn is_transient(e: &reqwest::Error) -> bool {
+    e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()
+}
+
+/// The error and its causes on one line (reqwest's Display hides the cause).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Turns a non-success response into an error with the registry's own error code.
+pub fn check(response: Response, what: &str) -> Result<Response> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status().as_u16();
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorEntry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorEntry {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let body = response.text().unwrap_or_default();
+    let first = serde_json::from_str::<Errors>(&body)
+        .ok()
+        .and_then(|e| e.errors.into_iter().next());
+    let (code, message) = first.map_or((None, None), |e| (e.code, e.message));
+    let hint = match status {
+        401 => Some("check the credentials for this registry".to_string()),
+        403 => Some("the credentials lack permission for this repository".to_string()),
+        404 => Some("check the repository name and tag or digest".to_string()),
+        _ => None,
+    };
+    Err(Error::Status {
+        what: what.to_string(),
+        status,
+        code,
+        message,
+        hint,
+    })
+}

@@ -1,0 +1,66 @@
+use anyhow::{Context, Result};
+use wharf::oci::Location;
+use wharf::pipeline::progress::registry_events;
+use wharf::pipeline::{Mode, copy};
+use wharf::registry::{Client, Config};
+
+use crate::UsageError;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Source, in skopeo syntax: oci:DIR[:TAG] or docker://HOST/REPO[:TAG|@DIGEST].
+    source: String,
+    /// Destination, in the same syntax.
+    destination: String,
+    /// Print one JSON object (digest, blobs_uploaded, blobs_mounted, blobs_skipped,
+    /// bytes_uploaded) on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Reach this registry (HOST[:PORT]) over plain HTTP although it is not on loopback.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure: Vec<String>,
+}
+
+pub fn client(json: bool, insecure: Vec<String>) -> Result<Client> {
+    let mode = if json { Mode::Plain } else { Mode::detect() };
+    let mut config = Config::new();
+    config.events = registry_events(mode);
+    config.insecure = insecure;
+    Ok(Client::new(config)?)
+}
+
+pub fn parse(location: &str) -> Result<Location> {
+    location
+        .parse()
+        .map_err(|e: wharf::oci::LocationError| UsageError(e.into()).into())
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let source = parse(&args.source)?;
+    let destination = parse(&args.destination)?;
+    let client = client(args.json, args.insecure)?;
+    let report = copy::copy(&client, &source, &destination)
+        .with_context(|| format!("copying {source} to {destination}"))?;
+    print_report(&report, args.json)
+}
+
+pub fn print_report(report: &copy::CopyReport, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        let digest = report
+            .digest
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        println!("{}@{digest}", report.destination);
+        eprintln!(
+            "    blobs: {} uploaded ({} bytes), {} mounted, {} already there",
+            report.blobs_uploaded,
+            report.bytes_uploaded,
+            report.blobs_mounted,
+            report.blobs_skipped
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+use anyhow::{Context, Result, bail};
+use wharf::oci::{Location, Reference};
+use wharf::pipeline::copy;
+
+use crate::UsageError;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where to push, docker://HOST/REPO (every tag of the built image is pushed); default:
+    /// `[push] destination` in pipelines/wharf.toml.
+    destination: Option<String>,
+    #[arg(long)]
+    json: bool,
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure: Vec<String>,
+}
+
+/// Pushes the image `cargo xtask image` built, under all its tags.
+pub fn run(args: Args) -> Result<()> {
+    let destination = match args.destination {
+        Some(d) => d,
+        None => match crate::image::config()?.push {
+            Some(push) => push.destination,
+            None => bail!(UsageError(anyhow::anyhow!(
+                "no destination: pass docker://HOST/REPO, or set [push] destination in pipelines/wharf.toml"
+            ))),
+        },
+    };
+    let report = push_to(&destination, args.json, args.insecure)?;
+    crate::copy::print_report(&report, args.json)
+}
+
+/// Pushes the built image to `destination` (`docker://HOST/REPO`) under every planned tag.
+pub fn push_to(
+    destination: &str,
+    json: bool,
+    mut insecure: Vec<String>,
+) -> Result<copy::CopyReport> {
+    let (plan, _) = crate::image::plan()?;
+    let Location::Registry(repository) = crate::copy::parse(destination)? else {
+        bail!(UsageError(anyhow::anyhow!(
+            "push needs a docker://HOST/REPO destination, got {destination}"
+        )));
+    };
+    insecure.extend(
+        crate::image::config()?
+            .push
+            .map(|p| p.insecure)
+            .unwrap_or_default(),
+    );
+    let client = crate::copy::client(json, insecure)?;
+    let primary = plan.tags.first().context("the image plan has no tag")?;
+    let source = Location::Layout {
+        dir: plan.layout.clone(),
+        tag: Some(primary.clone()),
+    };
+    let first = repository.with_tag(primary)?;
+    let report =
+        copy::copy(&client, &source, &Location::Registry(first.clone())).with_context(|| {
+            format!("pushing {source} (run `cargo xtask image` first if it is missing)")
+        })?;
+    // The other tags name the same manifest: moving them sends no blob.
+    for tag in plan.tags.iter().skip(1) {
+        copy::tag(&client, &first, tag)?;
+    }
+    Ok(report)
+}
+
+#[derive(clap::Args)]
+pub struct TagArgs {
+    /// The image to tag: docker://HOST/REPO:TAG or @DIGEST (or HOST/REPO:TAG).
+    reference: String,
+    /// The new tag, in the same repository.
+    new_tag: String,
+    #[arg(long)]
+    json: bool,
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure: Vec<String>,
+}
+
+pub fn tag(args: TagArgs) -> Result<()> {
+    let text = args
+        .reference
+        .strip_prefix("docker://")
+        .unwrap_or(&args.reference);
+    let reference: Reference = text
+        .parse()
+        .map_err(|e: wharf::oci::ReferenceError| UsageError(e.into()))?;
+    wharf::oci::validate_tag(&args.new_tag)
+        .map_err(|e| UsageError(anyhow::anyhow!("invalid tag {:?}: {e}", args.new_tag)))?;
+    let client = crate::copy::client(args.json, args.insecure)?;
+    let digest = copy::tag(&client, &reference, &args.new_tag)?;
+    let tagged = reference.with_tag(&args.new_tag)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "reference": tagged.to_string(), "digest": digest.to_string() })
+        );
+    } else {
+        println!("{tagged}@{digest}");
+    }
+    Ok(())
+}
