@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 a step or build failed, 2 bad usage or config.
 
 mod bench;
+mod bench_registry;
 mod ci;
 mod copy;
 mod image;
@@ -33,6 +34,8 @@ enum Command {
     Image(image::Args),
     /// Time wharf's image build against `docker build` of the same binary.
     Bench(bench::Args),
+    /// Time wharf against skopeo on a local registry: 1 GiB push, and copy between repos.
+    BenchRegistry(bench_registry::Args),
     /// Copy an image between locations (oci:DIR:TAG, docker://HOST/REPO:TAG), digest kept.
     Copy(copy::Args),
     /// Push the image `cargo xtask image` built, under all its tags.
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Ci(args) => ci::run(args),
         Command::Image(args) => image::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::BenchRegistry(args) => bench_registry::run(args),
         Command::Copy(args) => copy::run(args),
         Command::Push(args) => push::run(args),
         Command::Tag(args) => push::tag(args),

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::digest::Digest;
@@ -23,7 +23,55 @@ pub fn canonical_json<T: Serialize>(value: &T) -> Vec<u8> {
     value
         .serialize(&mut ser)
         .expect("wharf-oci types serialize without floats, so canonical JSON cannot fail");
+    escape_control_characters(out)
+}
+
+/// olpc-cjson writes control characters inside strings raw, which JSON forbids (RFC 8259,
+/// section 7), so serde_json and Go's encoding/json would reject the bytes. Canonical JSON has
+/// no white space outside strings and UTF-8 has no bytes below 0x20 inside multi-byte
+/// characters, so every such byte is a raw character in a string: escape it as serde_json does.
+fn escape_control_characters(json: Vec<u8>) -> Vec<u8> {
+    if !json.iter().any(|&b| b < 0x20) {
+        return json;
+    }
+    let mut out = Vec::with_capacity(json.len() + 16);
+    for b in json {
+        match b {
+            b'\x08' => out.extend_from_slice(b"\\b"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\x0c' => out.extend_from_slice(b"\\f"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            0..0x20 => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
     out
+}
+
+/// Reads the fields of a config that wharf does not model, refusing numbers with a fraction or
+/// an exponent (and integers beyond 64 bits, which serde_json reads as floats): canonical JSON
+/// has no floats, so such a config could be read but never written back.
+fn without_floats<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Value>, D::Error> {
+    let extra = BTreeMap::<String, Value>::deserialize(d)?;
+    for (key, value) in &extra {
+        if let Some(number) = first_float(value) {
+            return Err(serde::de::Error::custom(format!(
+                "field {key:?} holds the number {number}, but canonical JSON has only integers \
+                 (no fraction, exponent or more than 64 bits)"
+            )));
+        }
+    }
+    Ok(extra)
+}
+
+fn first_float(value: &Value) -> Option<&serde_json::Number> {
+    match value {
+        Value::Number(n) if n.is_f64() => Some(n),
+        Value::Array(items) => items.iter().find_map(first_float),
+        Value::Object(fields) => fields.values().find_map(first_float),
+        _ => None,
+    }
 }
 
 /// A reference to content: media type, digest and size.
@@ -178,7 +226,7 @@ pub struct ImageConfig {
     pub rootfs: RootFs,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<History>,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "without_floats")]
     pub extra: BTreeMap<String, Value>,
 }
 
@@ -217,7 +265,7 @@ pub struct ContainerConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub stop_signal: Option<String>,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "without_floats")]
     pub extra: BTreeMap<String, Value>,
 }
 
@@ -287,5 +335,54 @@ mod tests {
         let again = String::from_utf8(canonical_json(&config)).unwrap();
         assert!(again.contains("\"container\":\"abc\""), "{again}");
         assert!(again.contains("\"OnBuild\":null"), "{again}");
+    }
+
+    /// Reproduced with the `manifest` fuzz target: a string with a newline (as a heredoc `RUN`
+    /// puts in a history entry) was written raw, and the bytes did not parse back.
+    #[test]
+    fn canonical_json_escapes_control_characters() {
+        let raw = br#"{"architecture":"a\n","os":"b","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let config: ImageConfig = serde_json::from_slice(raw).unwrap();
+        let first = canonical_json(&config);
+        assert_eq!(
+            String::from_utf8(first.clone()).unwrap(),
+            r#"{"architecture":"a\n","os":"b","rootfs":{"diff_ids":[],"type":"layers"}}"#
+        );
+        let all: String = (0..0x20u8).map(char::from).collect();
+        let mut config = ImageConfig::default();
+        config.history.push(History {
+            created_by: Some(format!("RUN <<EOF\n{all}\\\"\u{7f}é\nEOF")),
+            ..History::default()
+        });
+        let first = canonical_json(&config);
+        let again: ImageConfig = serde_json::from_slice(&first).unwrap();
+        assert_eq!(again, config);
+        assert_eq!(canonical_json(&again), first);
+    }
+
+    /// Reproduced with the `manifest` fuzz target: a number with a fraction in an unknown config
+    /// field made `canonical_json` panic. It is now an error when the config is read.
+    #[test]
+    fn config_with_a_float_is_an_error_not_a_panic() {
+        let raw =
+            br#"{"architecture":"a","os":"b","rootfs":{"type":"layers","diff_ids":[]},"x":1.5}"#;
+        let e = serde_json::from_slice::<ImageConfig>(raw).unwrap_err();
+        assert!(
+            e.to_string().contains(r#"field "x" holds the number 1.5"#),
+            "{e}"
+        );
+        for nested in [
+            r#""config":{"Healthcheck":{"Interval":3e10}}"#,
+            r#""x":[1,{"y":18446744073709551616}]"#,
+        ] {
+            let raw = format!(
+                r#"{{"architecture":"a","os":"b","rootfs":{{"type":"layers","diff_ids":[]}},{nested}}}"#
+            );
+            assert!(serde_json::from_str::<ImageConfig>(&raw).is_err(), "{raw}");
+        }
+        let raw = br#"{"architecture":"a","os":"b","rootfs":{"type":"layers","diff_ids":[]},"x":[-1,18446744073709551615]}"#;
+        let config: ImageConfig = serde_json::from_slice(raw).unwrap();
+        let first = canonical_json(&config);
+        assert!(String::from_utf8_lossy(&first).contains("[-1,18446744073709551615]"));
     }
 }

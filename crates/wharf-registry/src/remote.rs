@@ -70,7 +70,11 @@ impl Client {
     ) -> Result<BlobOutcome> {
         let digest = &descriptor.digest;
         let events = self.events().clone();
-        if self.blob_exists(registry, repository, digest)? {
+        let mount_from = mount_from.filter(|from| *from != repository);
+        // With a mount source, ask for the mount straight away: it succeeds whether or not
+        // the blob is already here, and saves a round trip per blob. Without one, HEAD
+        // first so present blobs are never sent.
+        if mount_from.is_none() && self.blob_exists(registry, repository, digest)? {
             events(&Event::BlobDone {
                 digest: digest.clone(),
                 how: BlobOutcome::Skipped,
@@ -86,7 +90,7 @@ impl Client {
             "uploading blob {} to {registry}/{repository}",
             digest.short()
         );
-        let start_url = match mount_from.filter(|from| *from != repository) {
+        let start_url = match mount_from {
             Some(from) => format!(
                 "{}?mount={digest}&from={from}",
                 self.url(registry, repository, "blobs/uploads/")?
@@ -115,6 +119,15 @@ impl Client {
             }
             Ok(session) => session,
         };
+        if mount_from.is_some() && self.blob_exists(registry, repository, digest)? {
+            // The mount was declined but the blob is here already: drop the session.
+            let _ = self.send(&access, &what, Replay::Safe, &|http| http.delete(&session));
+            events(&Event::BlobDone {
+                digest: digest.clone(),
+                how: BlobOutcome::Skipped,
+            });
+            return Ok(BlobOutcome::Skipped);
+        }
         let plain_start = self.url(registry, repository, "blobs/uploads/")?;
 
         let size = descriptor.size;
@@ -124,7 +137,6 @@ impl Client {
         let mut offset = 0u64;
         // The source stream and how far into it we are; reopened when we must go back.
         let mut source: Option<(BlobReader<'a>, u64)> = None;
-        let mut buffer = Vec::with_capacity(chunk_size.min(size) as usize);
         while offset < size {
             let len = chunk_size.min(size - offset);
             // Position the source at `offset`.
@@ -140,7 +152,9 @@ impl Client {
                     source,
                 },
             )?;
-            buffer.clear();
+            // A fresh buffer per chunk, shared (not copied) with each send attempt, so a
+            // worker holds one chunk at a time.
+            let mut buffer = Vec::with_capacity(len as usize);
             (&mut reader)
                 .take(len)
                 .read_to_end(&mut buffer)
@@ -158,6 +172,7 @@ impl Client {
                 });
             }
             source = Some((reader, offset + len));
+            let chunk = bytes::Bytes::from(buffer);
             attempts.start();
             let range = format!("{offset}-{}", offset + len - 1);
             let result = self.send(&access, &what, Replay::Never, &|http| {
@@ -165,7 +180,7 @@ impl Client {
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .header(CONTENT_RANGE, &range)
                     .header(CONTENT_LENGTH, len)
-                    .body(buffer.clone())
+                    .body(chunk.clone())
             });
             sent_bytes += len;
             let failure = match result {
