@@ -556,3 +556,78 @@ fn a_blob_altered_on_the_registry_disk_is_refused_on_pull() {
     assert!(layout.tags().unwrap().is_empty());
     let _ = pulled.raw_config();
 }
+
+#[test]
+fn an_index_is_copied_whole_with_its_digest() {
+    let Some(registry) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let host = registry.host();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::create(tmp.path().join("multi")).unwrap();
+    let mut index = wharf::oci::Index::new();
+    for (seed, arch) in [(21, "amd64"), (22, "arm64")] {
+        let img = random_image(seed, 2, 4096);
+        let (mut descriptor, _) = layout.write_image(&img, None).unwrap();
+        descriptor.platform = Some(Platform {
+            architecture: arch.into(),
+            ..Platform::linux_amd64()
+        });
+        index.manifests.push(descriptor);
+    }
+    let bytes = wharf::oci::canonical_json(&index);
+    let root = layout
+        .write_blob_bytes(wharf::oci::media_type::OCI_INDEX, &bytes)
+        .unwrap();
+    layout.tag(&root, "multi").unwrap();
+
+    let (client, _) = anonymous();
+    let pushed_to = reference(&format!("{host}/multi/app:v1"));
+    let report = copy(
+        &client,
+        &layout_location(&tmp.path().join("multi"), "multi"),
+        &Location::Registry(pushed_to.clone()),
+    )
+    .unwrap();
+    assert_eq!(report.digest.as_ref(), Some(&root.digest));
+    assert_eq!(
+        report.blobs_uploaded, 6,
+        "two configs and four layers: {report:?}"
+    );
+    let stored = client.manifest(&pushed_to).unwrap();
+    assert_eq!(stored.media_type, wharf::oci::media_type::OCI_INDEX);
+    assert_eq!(stored.bytes, bytes, "the index is stored byte for byte");
+
+    // Across repositories: every child mounted; back into a layout: same digest.
+    let mounted = copy(
+        &client,
+        &Location::Registry(pushed_to.clone()),
+        &Location::Registry(reference(&format!("{host}/multi-copy/app:v1"))),
+    )
+    .unwrap();
+    assert_eq!(mounted.digest.as_ref(), Some(&root.digest));
+    assert_eq!(
+        (mounted.bytes_uploaded, mounted.blobs_mounted),
+        (0, 6),
+        "{mounted:?}"
+    );
+    let back = tmp.path().join("back");
+    let pulled = copy(
+        &client,
+        &Location::Registry(pushed_to),
+        &layout_location(&back, "v1"),
+    )
+    .unwrap();
+    assert_eq!(pulled.digest.as_ref(), Some(&root.digest));
+    let back = Layout::open(&back).unwrap();
+    assert_eq!(back.resolve("v1").unwrap().digest, root.digest);
+    let arm = Platform {
+        architecture: "arm64".into(),
+        ..Platform::linux_amd64()
+    };
+    let arm_image = back.image(&back.resolve("v1").unwrap(), &arm).unwrap();
+    assert_eq!(
+        image::digest(&arm_image).unwrap(),
+        index.manifests[1].digest
+    );
+}

@@ -1,7 +1,9 @@
 //! Copying images between locations (`oci:`, `docker://`): one source, one sink.
 
 use serde::Serialize;
-use wharf_oci::{Digest, Image, Layout, Location, Platform, Reference};
+use wharf_oci::{
+    Descriptor, Digest, Image, Index, Layout, Location, Platform, Reference, media_type,
+};
 use wharf_registry::{Client, PushReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -10,10 +12,10 @@ pub enum CopyError {
     Oci(#[from] wharf_oci::Error),
     #[error(transparent)]
     Registry(#[from] wharf_registry::Error),
-    #[error(
-        "{0} is not supported yet (the Docker engine transport arrives with the engine crate; meanwhile: skopeo copy)"
-    )]
+    #[error("{0}")]
     Unsupported(String),
+    #[error("{location} has an index that is not valid JSON: {why}")]
+    Index { location: String, why: String },
     #[error(
         "{location} names no tag and the layout holds {count} images (add :TAG; tags there: {tags})"
     )]
@@ -36,24 +38,130 @@ pub struct CopyReport {
     pub bytes_uploaded: u64,
 }
 
-/// Copies the image at `source` to `destination`, keeping its digest.
+/// Copies the image or index at `source` to `destination`, keeping its digest. An index is
+/// copied whole: every manifest it lists (by digest), then the index under the tag.
 pub fn copy(
     client: &Client,
     source: &Location,
     destination: &Location,
 ) -> Result<CopyReport, CopyError> {
     let platform = Platform::linux_amd64();
-    let mut report = CopyReport {
+    // Same registry: let the destination mount the blobs instead of sending them.
+    let mount_from = match (source, destination) {
+        (Location::Registry(from), Location::Registry(to)) if to.registry() == from.registry() => {
+            Some(from.repository())
+        }
+        _ => None,
+    };
+    let sink = Sink {
+        client,
+        destination,
+        mount_from,
+    };
+    let (media_type, bytes) = match source {
+        Location::Layout { dir, tag } => {
+            let layout = Layout::open(dir)?;
+            let descriptor = layout_root(&layout, tag.as_deref(), source)?;
+            (
+                descriptor.media_type.clone(),
+                layout.read_blob_bytes(&descriptor.digest)?,
+            )
+        }
+        Location::Registry(reference) => {
+            let manifest = client.manifest(reference)?;
+            (manifest.media_type, manifest.bytes)
+        }
+        Location::Daemon(_) => return Err(daemon_unsupported(source)),
+    };
+    // Opens the single-platform image a manifest descriptor names, wherever the source is.
+    let open = |descriptor: &Descriptor| -> Result<Box<dyn ImageSync + '_>, CopyError> {
+        match source {
+            Location::Layout { dir, .. } => {
+                Ok(Box::new(Layout::open(dir)?.image(descriptor, &platform)?))
+            }
+            Location::Registry(reference) => Ok(Box::new(
+                client.image(&reference.with_digest(descriptor.digest.clone()), &platform)?,
+            )),
+            Location::Daemon(_) => Err(daemon_unsupported(source)),
+        }
+    };
+    let root = Descriptor::for_bytes(&media_type, &bytes);
+    let mut totals = PushReport::default();
+    if media_type::is_index(&media_type) {
+        let index: Index = serde_json::from_slice(&bytes).map_err(|e| CopyError::Index {
+            location: source.to_string(),
+            why: e.to_string(),
+        })?;
+        for child in &index.manifests {
+            if !media_type::is_manifest(&child.media_type) {
+                return Err(CopyError::Unsupported(format!(
+                    "{source}: index entry {} is a {}; wharf copies indexes of image manifests only",
+                    child.digest, child.media_type
+                )));
+            }
+            totals.absorb(&sink.image(open(child)?.as_ref(), false)?);
+        }
+        sink.manifest(&media_type, &bytes)?;
+        totals.digest = Some(root.digest);
+    } else {
+        totals = sink.image(open(&root)?.as_ref(), true)?;
+    }
+    Ok(CopyReport {
+        digest: totals.digest,
         source: source.to_string(),
         destination: destination.to_string(),
-        ..CopyReport::default()
-    };
-    let push = |image: &dyn ImageSync, mount_from: Option<&str>| -> Result<PushReport, CopyError> {
-        match destination {
-            Location::Registry(reference) => Ok(client.push(image, reference, mount_from)?),
+        blobs_uploaded: totals.blobs_uploaded,
+        blobs_mounted: totals.blobs_mounted,
+        blobs_skipped: totals.blobs_skipped,
+        bytes_uploaded: totals.bytes_uploaded,
+    })
+}
+
+/// The descriptor `tag` names in a layout, or its only entry when no tag is given.
+fn layout_root(
+    layout: &Layout,
+    tag: Option<&str>,
+    source: &Location,
+) -> Result<Descriptor, CopyError> {
+    if let Some(tag) = tag {
+        return Ok(layout.resolve(tag)?);
+    }
+    let index = layout.index()?;
+    match index.manifests.as_slice() {
+        [only] => Ok(only.clone()),
+        many => Err(CopyError::Ambiguous {
+            location: source.to_string(),
+            count: many.len(),
+            tags: layout.tags()?.join(", "),
+        }),
+    }
+}
+
+/// Where images and manifests go.
+struct Sink<'a> {
+    client: &'a Client,
+    destination: &'a Location,
+    mount_from: Option<&'a str>,
+}
+
+impl Sink<'_> {
+    /// Writes an image; `tagged` puts it under the destination's tag, else by digest only
+    /// (the manifests of an index).
+    fn image(&self, image: &dyn ImageSync, tagged: bool) -> Result<PushReport, CopyError> {
+        match self.destination {
+            Location::Registry(reference) => {
+                let target = if tagged {
+                    reference.clone()
+                } else {
+                    let digest = wharf_oci::image::digest(image)?;
+                    untagged(reference, digest)
+                };
+                Ok(self.client.push(image, &target, self.mount_from)?)
+            }
             Location::Layout { dir, tag } => {
                 let layout = Layout::create(dir)?;
-                let (descriptor, stats) = layout.write_image(image, tag.as_deref())?;
+                let tag = if tagged { tag.as_deref() } else { None };
+                let (descriptor, stats) = layout.write_image(image, tag)?;
                 Ok(PushReport {
                     digest: Some(descriptor.digest),
                     blobs_uploaded: stats.blobs_written,
@@ -62,50 +170,55 @@ pub fn copy(
                     bytes_uploaded: stats.bytes_written,
                 })
             }
-            Location::Daemon(_) => Err(CopyError::Unsupported(destination.to_string())),
+            Location::Daemon(_) => Err(daemon_unsupported(self.destination)),
         }
-    };
-    let pushed = match source {
-        Location::Layout { dir, tag } => {
-            let layout = Layout::open(dir)?;
-            let descriptor = match tag {
-                Some(tag) => layout.resolve(tag)?,
-                None => {
-                    let index = layout.index()?;
-                    match index.manifests.as_slice() {
-                        [only] => only.clone(),
-                        many => {
-                            return Err(CopyError::Ambiguous {
-                                location: source.to_string(),
-                                count: many.len(),
-                                tags: layout.tags()?.join(", "),
-                            });
-                        }
-                    }
+    }
+
+    /// Writes a manifest (an index) under the destination's tag, after what it references.
+    fn manifest(&self, media_type: &str, bytes: &[u8]) -> Result<(), CopyError> {
+        match self.destination {
+            Location::Registry(reference) => {
+                let target = match (reference.tag(), reference.digest()) {
+                    (Some(tag), _) => tag.to_string(),
+                    (None, _) => Digest::sha256(bytes).to_string(),
+                };
+                self.client.put_manifest(
+                    reference.registry(),
+                    reference.repository(),
+                    &target,
+                    media_type,
+                    bytes,
+                )?;
+                Ok(())
+            }
+            Location::Layout { dir, tag } => {
+                let layout = Layout::create(dir)?;
+                let descriptor = layout.write_blob_bytes(media_type, bytes)?;
+                if let Some(tag) = tag {
+                    layout.tag(&descriptor, tag)?;
                 }
-            };
-            let image = layout.image(&descriptor, &platform)?;
-            push(&image, None)?
+                Ok(())
+            }
+            Location::Daemon(_) => Err(daemon_unsupported(self.destination)),
         }
-        Location::Registry(reference) => {
-            let image = client.image(reference, &platform)?;
-            // Same registry: let the destination mount the blobs instead of sending them.
-            let mount_from = match destination {
-                Location::Registry(to) if to.registry() == reference.registry() => {
-                    Some(reference.repository())
-                }
-                _ => None,
-            };
-            push(&image, mount_from)?
-        }
-        Location::Daemon(_) => return Err(CopyError::Unsupported(source.to_string())),
-    };
-    report.digest = pushed.digest;
-    report.blobs_uploaded = pushed.blobs_uploaded;
-    report.blobs_mounted = pushed.blobs_mounted;
-    report.blobs_skipped = pushed.blobs_skipped;
-    report.bytes_uploaded = pushed.bytes_uploaded;
-    Ok(report)
+    }
+}
+
+fn daemon_unsupported(location: &Location) -> CopyError {
+    CopyError::Unsupported(format!(
+        "{location}: the Docker engine transport is not supported yet (meanwhile, skopeo copy reads and writes docker-daemon:)"
+    ))
+}
+
+/// `registry/repository@digest`, without a tag.
+fn untagged(reference: &Reference, digest: Digest) -> Reference {
+    Reference::new(
+        reference.registry(),
+        reference.repository(),
+        None,
+        Some(digest),
+    )
+    .expect("the parts come from a valid reference")
 }
 
 /// `Image` with `Sync`, as a trait object (parallel uploads share the source).

@@ -21,6 +21,14 @@ pub struct PushReport {
 }
 
 impl PushReport {
+    /// Adds another push's counts (the manifests of an index), keeping this digest.
+    pub fn absorb(&mut self, other: &PushReport) {
+        self.blobs_uploaded += other.blobs_uploaded;
+        self.blobs_mounted += other.blobs_mounted;
+        self.blobs_skipped += other.blobs_skipped;
+        self.bytes_uploaded += other.bytes_uploaded;
+    }
+
     fn add(&mut self, outcome: BlobOutcome) {
         match outcome {
             BlobOutcome::Skipped => self.blobs_skipped += 1,
