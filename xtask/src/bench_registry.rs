@@ -105,15 +105,7 @@ fn make_image(dir: &Path, layer_mib: u64) -> Result<()> {
             left: layer_mib << 20,
         })?;
         config.rootfs.diff_ids.push(digest.clone());
-        layers.push(Descriptor {
-            media_type: media_type::OCI_LAYER_TAR.into(),
-            digest,
-            size,
-            urls: None,
-            annotations: Default::default(),
-            platform: None,
-            artifact_type: None,
-        });
+        layers.push(Descriptor::new(media_type::OCI_LAYER_TAR, digest, size));
     }
     let config = layout.write_blob_bytes(media_type::OCI_CONFIG, &canonical_json(&config))?;
     let manifest = Manifest {

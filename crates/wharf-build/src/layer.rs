@@ -280,15 +280,7 @@ pub fn write_layer(
     }
     let (digest, size) = written;
     Ok(Layer {
-        descriptor: Descriptor {
-            media_type: media_type::OCI_LAYER_GZIP.to_string(),
-            digest,
-            size,
-            urls: None,
-            annotations: Default::default(),
-            platform: None,
-            artifact_type: None,
-        },
+        descriptor: Descriptor::new(media_type::OCI_LAYER_GZIP, digest, size),
         diff_id,
         reused: false,
     })

@@ -92,17 +92,22 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
-    /// A descriptor for `bytes` with no annotations.
-    pub fn for_bytes(media_type: &str, bytes: &[u8]) -> Descriptor {
+    /// A plain descriptor: media type, digest and size, nothing else.
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Descriptor {
         Descriptor {
             media_type: media_type.to_string(),
-            digest: Digest::sha256(bytes),
-            size: bytes.len() as u64,
+            digest,
+            size,
             urls: None,
             annotations: BTreeMap::new(),
             platform: None,
             artifact_type: None,
         }
+    }
+
+    /// A descriptor for `bytes` with no annotations.
+    pub fn for_bytes(media_type: &str, bytes: &[u8]) -> Descriptor {
+        Descriptor::new(media_type, Digest::sha256(bytes), bytes.len() as u64)
     }
 
     /// The tag recorded in an OCI layout's index for this descriptor, if any.
