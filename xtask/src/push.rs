@@ -61,7 +61,7 @@ pub fn push_to(
         })?;
     // The other tags name the same manifest: moving them sends no blob.
     for tag in plan.tags.iter().skip(1) {
-        copy::tag(&client, &first, tag)?;
+        client.tag(&first, tag)?;
     }
     Ok(report)
 }
@@ -89,7 +89,7 @@ pub fn tag(args: TagArgs) -> Result<()> {
     wharf::oci::validate_tag(&args.new_tag)
         .map_err(|e| UsageError(anyhow::anyhow!("invalid tag {:?}: {e}", args.new_tag)))?;
     let client = crate::copy::client(args.json, args.insecure)?;
-    let digest = copy::tag(&client, &reference, &args.new_tag)?;
+    let digest = client.tag(&reference, &args.new_tag)?;
     let tagged = reference.with_tag(&args.new_tag)?;
     if args.json {
         println!(

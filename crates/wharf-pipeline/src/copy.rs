@@ -224,8 +224,3 @@ fn untagged(reference: &Reference, digest: Digest) -> Reference {
 /// `Image` with `Sync`, as a trait object (parallel uploads share the source).
 pub trait ImageSync: Image + Sync {}
 impl<T: Image + Sync> ImageSync for T {}
-
-/// Points `new_tag` at the manifest `reference` names, in the same repository.
-pub fn tag(client: &Client, reference: &Reference, new_tag: &str) -> Result<Digest, CopyError> {
-    Ok(client.tag(reference, new_tag)?)
-}
