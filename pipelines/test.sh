@@ -27,6 +27,13 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Validators the SBOM tests use: the CycloneDX 1.5 schema (shipped inside the official
+# Python library, so validation needs no network) and SPDX's own parser.
+if ! python3 -c "import cyclonedx.validation.json, spdx_tools" 2>/dev/null; then
+  log "installing cyclonedx-python-lib and spdx-tools (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check 'cyclonedx-python-lib[json-validation]' spdx-tools
+fi
+
 # --- Docker engine ---------------------------------------------------------------------------
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"

@@ -254,25 +254,7 @@ pub fn write_layer(
         }
         Some(diff_id)
     };
-    let (chunks, received) = mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
-    let (written, diff_id) = std::thread::scope(|scope| {
-        let compressor = scope.spawn(|| compress(received, layout));
-        let mut producer = ChunkWriter {
-            chunk: Vec::with_capacity(CHUNK),
-            chunks,
-            hasher: Hasher::sha256(),
-        };
-        let produced = write_tar(spec, owner, &mut producer)
-            .and_then(|()| producer.send_chunk().map_err(Error::Tar));
-        let ChunkWriter { chunks, hasher, .. } = producer;
-        // Dropping the sender ends the compressor's input.
-        drop(chunks);
-        let compressed = compressor.join().expect("compressor thread panicked");
-        // If the compressor failed (e.g. disk full), that is the cause of any send error.
-        let (digest, size) = compressed?;
-        produced?;
-        Ok::<_, Error>(((digest, size), hasher.finish()))
-    })?;
+    let (written, diff_id) = compress_into(layout, |out| write_tar(spec, owner, out))?;
     if expected.is_some_and(|expected| expected != diff_id) {
         return Err(Error::Changed {
             description: spec.description.clone(),
@@ -283,6 +265,49 @@ pub fn write_layer(
         descriptor: Descriptor::new(media_type::OCI_LAYER_GZIP, digest, size),
         diff_id,
         reused: false,
+    })
+}
+
+/// Compresses an uncompressed tar stream (e.g. a layer exported by a Docker engine) into a
+/// new gzip blob of `layout`, the same way [`write_layer`] does: the same tar gives the same
+/// blob on every machine.
+pub fn compress_tar(tar: &mut impl io::Read, layout: &Layout) -> Result<Layer, Error> {
+    let (written, diff_id) = compress_into(layout, |out| {
+        io::copy(tar, out).map(drop).map_err(Error::Tar)
+    })?;
+    let (digest, size) = written;
+    Ok(Layer {
+        descriptor: Descriptor::new(media_type::OCI_LAYER_GZIP, digest, size),
+        diff_id,
+        reused: false,
+    })
+}
+
+/// Runs `produce` (which writes a tar stream) on this thread while other threads compress
+/// what it writes into a new blob of `layout`. Returns the blob's digest and size, and the
+/// digest of the uncompressed stream (the diff id).
+fn compress_into(
+    layout: &Layout,
+    produce: impl FnOnce(&mut ChunkWriter) -> Result<(), Error>,
+) -> Result<((Digest, u64), Digest), Error> {
+    let (chunks, received) = mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let compressor = scope.spawn(|| compress(received, layout));
+        let mut producer = ChunkWriter {
+            chunk: Vec::with_capacity(CHUNK),
+            chunks,
+            hasher: Hasher::sha256(),
+        };
+        let produced =
+            produce(&mut producer).and_then(|()| producer.send_chunk().map_err(Error::Tar));
+        let ChunkWriter { chunks, hasher, .. } = producer;
+        // Dropping the sender ends the compressor's input.
+        drop(chunks);
+        let compressed = compressor.join().expect("compressor thread panicked");
+        // If the compressor failed (e.g. disk full), that is the cause of any send error.
+        let (digest, size) = compressed?;
+        produced?;
+        Ok(((digest, size), hasher.finish()))
     })
 }
 

@@ -21,7 +21,9 @@ use wharf_oci::{
     canonical_json, image, media_type,
 };
 
-pub use layer::{Content, FileEntry, Layer, LayerSpec, Ownership, diff_id, write_layer, write_tar};
+pub use layer::{
+    Content, FileEntry, Layer, LayerSpec, Ownership, compress_tar, diff_id, write_layer, write_tar,
+};
 
 /// The user images run as unless told otherwise: the "nonroot" user of distroless images.
 pub const DEFAULT_USER: u64 = 65532;

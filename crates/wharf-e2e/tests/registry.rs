@@ -336,6 +336,108 @@ fn bearer_token_auth_with_mount_scopes_on_the_source_repository() {
     );
 }
 
+/// Credentials that are an OAuth2 refresh token (docker config.json's `identitytoken`).
+struct RefreshToken(String);
+
+impl CredentialSource for RefreshToken {
+    fn get(&self, _registry: &str) -> Result<Option<Credential>, CredentialError> {
+        Ok(Some(Credential::IdentityToken(Secret::new(self.0.clone()))))
+    }
+}
+
+#[test]
+fn oauth2_refresh_token_flow_and_a_clear_error_for_a_revoked_one() {
+    let tokens = TokenServer::start();
+    tokens.add_refresh_token("ci-bot", "refresh-Secr3t");
+    let Some(registry) = Registry::try_start(Auth::Token(tokens.registry_auth())) else {
+        return;
+    };
+    let target = reference(&format!("{}/oauth/app:v1", registry.host()));
+    let img = random_image(21, 2, 32 * 1024);
+    let (client, _) = client_with(Arc::new(RefreshToken("refresh-Secr3t".into())), |_| {});
+    let report = client.push(&img, &target, None).unwrap();
+    assert_eq!(report.digest, Some(image::digest(&img).unwrap()));
+    let requests = tokens.requests();
+    assert!(!requests.is_empty());
+    for request in &requests {
+        // The OAuth2 form: POST, refresh_token grant, never Basic credentials.
+        assert_eq!(request.method, "POST", "{request:?}");
+        assert_eq!(request.grant_type.as_deref(), Some("refresh_token"));
+        assert!(!request.basic, "{request:?}");
+        assert_eq!(request.username.as_deref(), Some("ci-bot"));
+        assert_eq!(request.status, 200);
+    }
+    assert!(
+        requests.iter().any(|r| r
+            .granted
+            .iter()
+            .any(|a| a.name == "oauth/app" && a.actions.iter().any(|x| x == "push"))),
+        "{requests:?}"
+    );
+
+    let (revoked, _) = client_with(Arc::new(RefreshToken("revoked-token".into())), |_| {});
+    let error = revoked.push(&img, &target, None).unwrap_err().to_string();
+    assert!(error.contains("answered 401"), "{error}");
+    assert!(error.contains("check the credentials"), "{error}");
+    assert!(!error.contains("revoked-token"), "{error}");
+}
+
+#[test]
+fn tokens_that_expire_in_the_middle_of_a_push_are_renewed() {
+    let tokens = TokenServer::start();
+    tokens.add_user("ci", "t0ken-Pa55");
+    let Some(registry) = Registry::try_start(Auth::Token(tokens.registry_auth())) else {
+        return;
+    };
+    // The registry rejects each token one second after it is issued, while the client
+    // (which renews early, but never more often than every 5 s) still thinks it valid: the
+    // push meets 401s on the way and must fetch new tokens and carry on.
+    tokens.set_token_lifetime_enforced(Duration::from_secs(1));
+    let img = random_image(22, 3, 1024 * 1024);
+    let (client, events) = client_with(Arc::new(Static("ci".into(), "t0ken-Pa55".into())), |c| {
+        c.chunk_size = 128 * 1024;
+        c.parallel = 1;
+        let record = c.events.clone();
+        // Slow the upload down (about 3 s in all) so that tokens expire during it.
+        c.events = Arc::new(move |e: &Event| {
+            if matches!(e, Event::BlobProgress { .. }) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            record(e);
+        });
+    });
+    let target = reference(&format!("{}/expiring/app:v1", registry.host()));
+    let started = std::time::Instant::now();
+    let report = client.push(&img, &target, None).unwrap();
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "the push was too quick to test expiry"
+    );
+    assert_eq!(report.digest, Some(image::digest(&img).unwrap()));
+    let issued = tokens.tokens_issued();
+    assert!(
+        issued >= 3,
+        "only {issued} tokens issued during a push longer than their life"
+    );
+    // Renewals are not retries: the budget was not touched.
+    let retries = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, Event::Retry { .. }))
+        .count();
+    assert_eq!(retries, 0);
+    // And the image is whole: pull it back, every blob verified.
+    let dir = tempfile::tempdir().unwrap();
+    let copied = copy(
+        &client,
+        &Location::Registry(target),
+        &layout_location(dir.path(), "back"),
+    )
+    .unwrap();
+    assert_eq!(copied.digest, report.digest);
+}
+
 #[test]
 fn registry_killed_mid_push_and_restarted_the_push_completes() {
     let Some(mut registry) = Registry::try_start(Auth::None) else {

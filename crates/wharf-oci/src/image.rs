@@ -66,8 +66,12 @@ pub fn parse_manifest(raw: &[u8]) -> Result<Manifest> {
 
 /// The parsed image config.
 pub fn config<I: Image + ?Sized>(image: &I) -> Result<ImageConfig> {
-    let raw = image.raw_config()?;
-    json(&raw, || format!("config {}", Digest::sha256(&raw)))
+    parse_config(&image.raw_config()?)
+}
+
+/// Parses config bytes (read from anywhere: a layout, a registry, a `docker save` archive).
+pub fn parse_config(raw: &[u8]) -> Result<ImageConfig> {
+    json(raw, || format!("config {}", Digest::sha256(raw)))
 }
 
 /// A descriptor that points at this image (media type, digest, size).

@@ -16,8 +16,9 @@ use tempfile::NamedTempFile;
 use crate::digest::{Digest, Hasher, VerifyingReader};
 use crate::error::{Error, IoContext, Result, json};
 use crate::image::{self, BlobReader, Image};
-use crate::manifest::{ANNOTATION_REF_NAME, Descriptor, Index, Platform, canonical_json};
+use crate::manifest::{ANNOTATION_REF_NAME, Descriptor, Index, Manifest, Platform, canonical_json};
 use crate::media_type;
+use crate::parallel;
 use crate::reference::validate_tag;
 
 const OCI_LAYOUT_FILE: &str = "oci-layout";
@@ -302,14 +303,7 @@ impl Layout {
         image: &I,
         tag: Option<&str>,
     ) -> Result<(Descriptor, WriteStats)> {
-        if let Some(tag) = tag {
-            validate_tag(tag).map_err(|source| Error::Tag {
-                tag: tag.to_string(),
-                source,
-            })?;
-        }
-        let raw = image.raw_manifest()?;
-        let manifest = image::parse_manifest(&raw)?;
+        let (raw, manifest) = self.image_to_write(image, tag)?;
         let mut stats = WriteStats::default();
         for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
             if self.has_blob(blob) {
@@ -319,7 +313,62 @@ impl Layout {
             stats.bytes_written += self.write_blob(blob, image.blob(&blob.digest)?)?;
             stats.blobs_written += 1;
         }
-        let descriptor = self.write_blob_bytes(manifest.media_type(), &raw)?;
+        self.finish_image(&raw, &manifest, tag, stats)
+    }
+
+    /// [`Layout::write_image`], reading up to `parallel` blobs at once: for sources where a
+    /// blob takes a round trip (a registry), so a pull is not one blob at a time.
+    pub fn write_image_parallel<I: Image + Sync + ?Sized>(
+        &self,
+        image: &I,
+        tag: Option<&str>,
+        parallel: usize,
+    ) -> Result<(Descriptor, WriteStats)> {
+        let (raw, manifest) = self.image_to_write(image, tag)?;
+        let (present, missing): (Vec<&Descriptor>, Vec<&Descriptor>) =
+            std::iter::once(&manifest.config)
+                .chain(&manifest.layers)
+                .partition(|blob| self.has_blob(blob));
+        let bytes = std::sync::atomic::AtomicU64::new(0);
+        parallel::try_for_each(&missing, parallel, |blob| {
+            let written = self.write_blob(blob, image.blob(&blob.digest)?)?;
+            bytes.fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+            Ok::<_, Error>(())
+        })?;
+        let stats = WriteStats {
+            blobs_written: missing.len(),
+            blobs_skipped: present.len(),
+            bytes_written: bytes.into_inner(),
+        };
+        self.finish_image(&raw, &manifest, tag, stats)
+    }
+
+    /// The manifest of an image about to be written, after checking the tag.
+    fn image_to_write<I: Image + ?Sized>(
+        &self,
+        image: &I,
+        tag: Option<&str>,
+    ) -> Result<(Vec<u8>, Manifest)> {
+        if let Some(tag) = tag {
+            validate_tag(tag).map_err(|source| Error::Tag {
+                tag: tag.to_string(),
+                source,
+            })?;
+        }
+        let raw = image.raw_manifest()?;
+        let manifest = image::parse_manifest(&raw)?;
+        Ok((raw, manifest))
+    }
+
+    /// Writes the manifest after its blobs, then tags it.
+    fn finish_image(
+        &self,
+        raw: &[u8],
+        manifest: &Manifest,
+        tag: Option<&str>,
+        stats: WriteStats,
+    ) -> Result<(Descriptor, WriteStats)> {
+        let descriptor = self.write_blob_bytes(manifest.media_type(), raw)?;
         if let Some(tag) = tag {
             self.tag(&descriptor, tag)?;
         }

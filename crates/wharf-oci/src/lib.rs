@@ -18,6 +18,7 @@ pub mod layout;
 pub mod location;
 pub mod manifest;
 pub mod media_type;
+pub mod parallel;
 pub mod reference;
 
 pub use digest::{Digest, DigestError, Hasher, VerifyingReader};

@@ -243,10 +243,16 @@ pub struct ContainerConfig {
     #[serde(
         rename = "ExposedPorts",
         default,
+        deserialize_with = "null_as_empty",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub exposed_ports: BTreeMap<String, Empty>,
-    #[serde(rename = "Env", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "Env",
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env: Vec<String>,
     #[serde(
         rename = "Entrypoint",
@@ -262,7 +268,12 @@ pub struct ContainerConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub working_dir: Option<String>,
-    #[serde(rename = "Labels", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "Labels",
+        default,
+        deserialize_with = "null_as_empty",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<String, String>,
     #[serde(
         rename = "StopSignal",
@@ -272,6 +283,16 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
     #[serde(flatten, deserialize_with = "without_floats")]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// Docker writes `null` for an empty `Env`, `Labels` or `ExposedPorts` (its legacy builder
+/// does for every `FROM scratch` image); read it as empty.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// The JSON `{}` used as the value of `ExposedPorts` and `Volumes` entries.
@@ -340,6 +361,17 @@ mod tests {
         let again = String::from_utf8(canonical_json(&config)).unwrap();
         assert!(again.contains("\"container\":\"abc\""), "{again}");
         assert!(again.contains("\"OnBuild\":null"), "{again}");
+    }
+
+    /// Found by copying an image `docker build` made from `FROM scratch` out of the engine.
+    #[test]
+    fn config_reads_docker_nulls_as_empty() {
+        let raw = r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},
+            "config":{"Env":null,"Labels":null,"ExposedPorts":null,"Cmd":null,"User":"1000"}}"#;
+        let config: ImageConfig = serde_json::from_str(raw).unwrap();
+        let run = config.config.unwrap();
+        assert!(run.env.is_empty() && run.labels.is_empty() && run.exposed_ports.is_empty());
+        assert_eq!((run.cmd, run.user.as_deref()), (None, Some("1000")));
     }
 
     /// Reproduced with the `manifest` fuzz target: a string with a newline (as a heredoc `RUN`

@@ -100,3 +100,53 @@ fn tagging_a_missing_manifest_is_refused() {
     let err = layout.tag(&desc, "t").unwrap_err().to_string();
     assert!(err.contains("write the image before tagging it"), "{err}");
 }
+
+/// An image whose blobs take a while to start, recording how many are read at once.
+struct Slow {
+    inner: wharf_oci::MemoryImage,
+    open: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+impl Image for Slow {
+    fn raw_manifest(&self) -> wharf_oci::Result<Vec<u8>> {
+        self.inner.raw_manifest()
+    }
+
+    fn blob(
+        &self,
+        digest: &wharf_oci::Digest,
+    ) -> wharf_oci::Result<wharf_oci::image::BlobReader<'_>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.open.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(now, SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        self.open.fetch_sub(1, SeqCst);
+        self.inner.blob(digest)
+    }
+}
+
+#[test]
+fn write_image_parallel_reads_blobs_at_once_and_writes_the_same_image() {
+    let img = Slow {
+        inner: random_image(7, 6, 10_000),
+        open: Default::default(),
+        peak: Default::default(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::create(dir.path()).unwrap();
+    let (descriptor, stats) = layout.write_image_parallel(&img, Some("p"), 4).unwrap();
+    assert_eq!(descriptor.digest, image::digest(&img).unwrap());
+    assert_eq!((stats.blobs_written, stats.blobs_skipped), (7, 0));
+    let peak = img.peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=4).contains(&peak), "{peak} blobs read at once");
+    // Read back through the verifying layout source: every blob complete.
+    let back = layout
+        .image_by_tag("p", &wharf_oci::Platform::linux_amd64())
+        .unwrap();
+    for layer in image::manifest(&back).unwrap().layers {
+        std::io::copy(&mut back.blob(&layer.digest).unwrap(), &mut std::io::sink()).unwrap();
+    }
+    let (_, again) = layout.write_image_parallel(&img, Some("p"), 4).unwrap();
+    assert_eq!((again.blobs_written, again.blobs_skipped), (0, 7));
+}

@@ -1,6 +1,8 @@
-//! Copying images between locations (`oci:`, `docker://`): one source, one sink.
+//! Copying images between locations (`oci:`, `docker://`, `docker-daemon:`): one source,
+//! one sink.
 
 use serde::Serialize;
+use wharf_engine::Engine;
 use wharf_oci::{
     Descriptor, Digest, Image, Index, Layout, Location, Platform, Reference, media_type,
 };
@@ -12,6 +14,8 @@ pub enum CopyError {
     Oci(#[from] wharf_oci::Error),
     #[error(transparent)]
     Registry(#[from] wharf_registry::Error),
+    #[error(transparent)]
+    Engine(#[from] wharf_engine::Error),
     #[error("{0}")]
     Unsupported(String),
     #[error("{location} has an index that is not valid JSON: {why}")]
@@ -53,10 +57,24 @@ pub fn copy(
         }
         _ => None,
     };
+    let engine = match destination {
+        Location::Daemon(_) => Some(Engine::connect()?),
+        _ => None,
+    };
     let sink = Sink {
         client,
         destination,
         mount_from,
+        engine: engine.as_ref(),
+    };
+    let report = |totals: PushReport| CopyReport {
+        digest: totals.digest,
+        source: source.to_string(),
+        destination: destination.to_string(),
+        blobs_uploaded: totals.blobs_uploaded,
+        blobs_mounted: totals.blobs_mounted,
+        blobs_skipped: totals.blobs_skipped,
+        bytes_uploaded: totals.bytes_uploaded,
     };
     let (media_type, bytes) = match source {
         Location::Layout { dir, tag } => {
@@ -71,7 +89,12 @@ pub fn copy(
             let manifest = client.manifest(reference)?;
             (manifest.media_type, manifest.bytes)
         }
-        Location::Daemon(_) => return Err(daemon_unsupported(source)),
+        Location::Daemon(name) => {
+            // The engine keeps single-platform images and no manifests: export to a
+            // temporary layout (see wharf_engine) and copy that image.
+            let exported = Engine::connect()?.export(name)?;
+            return Ok(report(sink.image(exported.image(), true)?));
+        }
     };
     // Opens the single-platform image a manifest descriptor names, wherever the source is.
     let open = |descriptor: &Descriptor| -> Result<Box<dyn ImageSync + '_>, CopyError> {
@@ -82,12 +105,13 @@ pub fn copy(
             Location::Registry(reference) => Ok(Box::new(
                 client.image(&reference.with_digest(descriptor.digest.clone()), &platform)?,
             )),
-            Location::Daemon(_) => Err(daemon_unsupported(source)),
+            Location::Daemon(_) => unreachable!("engine sources returned above"),
         }
     };
     let root = Descriptor::for_bytes(&media_type, &bytes);
     let mut totals = PushReport::default();
-    if media_type::is_index(&media_type) {
+    // The engine holds single-platform images: an index goes in as its linux/amd64 image.
+    if media_type::is_index(&media_type) && engine.is_none() {
         let index: Index = serde_json::from_slice(&bytes).map_err(|e| CopyError::Index {
             location: source.to_string(),
             why: e.to_string(),
@@ -106,15 +130,7 @@ pub fn copy(
     } else {
         totals = sink.image(open(&root)?.as_ref(), true)?;
     }
-    Ok(CopyReport {
-        digest: totals.digest,
-        source: source.to_string(),
-        destination: destination.to_string(),
-        blobs_uploaded: totals.blobs_uploaded,
-        blobs_mounted: totals.blobs_mounted,
-        blobs_skipped: totals.blobs_skipped,
-        bytes_uploaded: totals.bytes_uploaded,
-    })
+    Ok(report(totals))
 }
 
 /// The descriptor `tag` names in a layout, or its only entry when no tag is given.
@@ -142,6 +158,8 @@ struct Sink<'a> {
     client: &'a Client,
     destination: &'a Location,
     mount_from: Option<&'a str>,
+    /// Connected when the destination is the engine.
+    engine: Option<&'a Engine>,
 }
 
 impl Sink<'_> {
@@ -161,7 +179,8 @@ impl Sink<'_> {
             Location::Layout { dir, tag } => {
                 let layout = Layout::create(dir)?;
                 let tag = if tagged { tag.as_deref() } else { None };
-                let (descriptor, stats) = layout.write_image(image, tag)?;
+                let (descriptor, stats) =
+                    layout.write_image_parallel(image, tag, self.client.parallel())?;
                 Ok(PushReport {
                     digest: Some(descriptor.digest),
                     blobs_uploaded: stats.blobs_written,
@@ -170,7 +189,17 @@ impl Sink<'_> {
                     bytes_uploaded: stats.bytes_written,
                 })
             }
-            Location::Daemon(_) => Err(daemon_unsupported(self.destination)),
+            Location::Daemon(name) => {
+                let engine = self.engine.expect("connected for engine destinations");
+                let loaded = engine.load(image, name)?;
+                Ok(PushReport {
+                    digest: Some(loaded.digest),
+                    blobs_uploaded: loaded.blobs,
+                    blobs_mounted: 0,
+                    blobs_skipped: 0,
+                    bytes_uploaded: loaded.bytes,
+                })
+            }
         }
     }
 
@@ -199,15 +228,9 @@ impl Sink<'_> {
                 }
                 Ok(())
             }
-            Location::Daemon(_) => Err(daemon_unsupported(self.destination)),
+            Location::Daemon(_) => unreachable!("indexes go to the engine as one image"),
         }
     }
-}
-
-fn daemon_unsupported(location: &Location) -> CopyError {
-    CopyError::Unsupported(format!(
-        "{location}: the Docker engine transport is not supported yet (meanwhile, skopeo copy reads and writes docker-daemon:)"
-    ))
 }
 
 /// `registry/repository@digest`, without a tag.

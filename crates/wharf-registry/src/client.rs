@@ -152,6 +152,11 @@ impl Client {
         Ok(format!("{scheme}://{registry}"))
     }
 
+    /// How many blobs move at once (pushes, and pulls into a layout).
+    pub fn parallel(&self) -> usize {
+        self.config.parallel
+    }
+
     pub(crate) fn events(&self) -> &Sink {
         &self.config.events
     }

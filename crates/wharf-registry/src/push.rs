@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use serde::Serialize;
-use wharf_oci::{Digest, Image, Reference, image};
+use wharf_oci::{Digest, Image, Reference, image, parallel};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -57,35 +57,13 @@ impl Client {
         let blobs: Vec<_> = std::iter::once(manifest.config.clone())
             .chain(manifest.layers.iter().cloned())
             .collect();
-        let queue = Mutex::new(blobs.iter());
         let report = Mutex::new(PushReport::default());
-        let failure: Mutex<Option<Error>> = Mutex::new(None);
-        let workers = self.config.parallel.clamp(1, blobs.len().max(1));
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    loop {
-                        if failure.lock().expect("lock").is_some() {
-                            return;
-                        }
-                        let Some(blob) = queue.lock().expect("lock").next() else {
-                            return;
-                        };
-                        let open = || image.blob(&blob.digest).map_err(Error::from);
-                        match self.push_blob(registry, repository, blob, mount_from, &open) {
-                            Ok(outcome) => report.lock().expect("lock").add(outcome),
-                            Err(e) => {
-                                failure.lock().expect("lock").get_or_insert(e);
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        if let Some(error) = failure.into_inner().expect("lock") {
-            return Err(error);
-        }
+        parallel::try_for_each(&blobs, self.config.parallel, |blob| {
+            let open = || image.blob(&blob.digest).map_err(Error::from);
+            let outcome = self.push_blob(registry, repository, blob, mount_from, &open)?;
+            report.lock().expect("no panics while locked").add(outcome);
+            Ok::<_, Error>(())
+        })?;
         let target = match (destination.tag(), destination.digest()) {
             (Some(tag), _) => tag.to_string(),
             (None, _) => Digest::sha256(&raw).to_string(),

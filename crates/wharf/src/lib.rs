@@ -8,6 +8,7 @@
 //! It adds no code of its own.
 
 pub use wharf_build as build;
+pub use wharf_engine as engine;
 pub use wharf_oci as oci;
 pub use wharf_pipeline as pipeline;
 pub use wharf_registry as registry;

@@ -114,6 +114,8 @@ pub struct TokenRequest {
     pub username: Option<String>,
     /// Whether an `Authorization: Basic` header was present.
     pub basic: bool,
+    /// The OAuth2 `grant_type` of a POST (`password`, `refresh_token`), if any.
+    pub grant_type: Option<String>,
     /// The status answered: 200, 401 (bad credentials), 400 or 404.
     pub status: u16,
     /// What the issued token grants (empty unless 200).
@@ -129,6 +131,8 @@ struct State {
     key_hint: KeyHint,
     requests: Vec<TokenRequest>,
     issued: usize,
+    /// OAuth2 refresh tokens (docker's `identitytoken`) and the user each stands for.
+    refresh_tokens: BTreeMap<String, String>,
 }
 
 struct Keys {
@@ -191,6 +195,7 @@ impl TokenServer {
             key_hint: KeyHint::default(),
             requests: Vec::new(),
             issued: 0,
+            refresh_tokens: BTreeMap::new(),
         }));
         let server = Server::start("token-server", {
             let state = state.clone();
@@ -300,6 +305,15 @@ impl TokenServer {
     }
 
     /// Number of tokens issued so far.
+    /// Accepts `token` in the OAuth2 refresh-token grant (a POST with
+    /// `grant_type=refresh_token`) as `username`, as registries do for the
+    /// `identitytoken` that `docker login` stores.
+    pub fn add_refresh_token(&self, username: &str, token: &str) {
+        self.lock()
+            .refresh_tokens
+            .insert(token.to_string(), username.to_string());
+    }
+
     pub fn tokens_issued(&self) -> usize {
         self.lock().issued
     }
@@ -469,6 +483,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, keys: &Keys) {
 
     let mut form_user = None;
     let mut form_password = None;
+    let mut form_refresh = None;
     if method == "POST" {
         // OAuth2 password grant (containerd tries it first when it has credentials).
         let mut body = Vec::new();
@@ -481,6 +496,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, keys: &Keys) {
             match k.as_str() {
                 "username" => form_user = Some(v),
                 "password" => form_password = Some(v),
+                "refresh_token" => form_refresh = Some(v),
                 _ => params.push((k, v)),
             }
         }
@@ -517,7 +533,23 @@ fn serve(stream: TcpStream, state: &Mutex<State>, keys: &Keys) {
         (None, None) => (None, None),
     };
 
+    let grant_type = params
+        .iter()
+        .find(|(k, _)| k == "grant_type")
+        .map(|(_, v)| v.clone());
     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    // The refresh-token grant names no user: the token stands for one (or for nobody).
+    let refreshed_user = match (grant_type.as_deref(), &form_refresh) {
+        (Some("refresh_token"), Some(token)) => Some(s.refresh_tokens.get(token).cloned()),
+        _ => None,
+    };
+    let username = match &refreshed_user {
+        Some(user) => Some(
+            user.clone()
+                .unwrap_or_else(|| "<unknown refresh token>".into()),
+        ),
+        None => username,
+    };
     let mut record = TokenRequest {
         method: method.clone(),
         path_and_query: target.clone(),
@@ -525,6 +557,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, keys: &Keys) {
         scopes: scopes.clone(),
         username: username.clone(),
         basic: has_basic,
+        grant_type: grant_type.clone(),
         status: 200,
         granted: Vec::new(),
     };
@@ -533,8 +566,9 @@ fn serve(stream: TcpStream, state: &Mutex<State>, keys: &Keys) {
     } else if method != "GET" && method != "POST" {
         Err((405, "method not allowed"))
     } else {
-        let authenticated = match (&username, &password) {
-            (Some(u), Some(p)) => s.users.get(u).is_some_and(|want| want == p),
+        let authenticated = match (&refreshed_user, &username, &password) {
+            (Some(user), _, _) => user.is_some(),
+            (None, Some(u), Some(p)) => s.users.get(u).is_some_and(|want| want == p),
             _ => false,
         };
         let anonymous = username.is_none();
