@@ -55,7 +55,8 @@ pub fn print_report(report: &copy::CopyReport, json: bool) -> Result<()> {
             .unwrap_or_default();
         println!("{}@{digest}", report.destination);
         eprintln!(
-            "    blobs: {} uploaded ({} bytes), {} mounted, {} already there",
+            // "copied": uploaded to a registry, written to a layout or loaded into the engine.
+            "    blobs: {} copied ({} bytes), {} mounted, {} already there",
             report.blobs_uploaded,
             report.bytes_uploaded,
             report.blobs_mounted,
