@@ -29,6 +29,7 @@ struct Report {
     steps: Vec<StepReport>,
     image: Option<image::ImageOutcome>,
     push: Option<wharf::pipeline::copy::CopyReport>,
+    scan: Option<wharf::pipeline::scan::ScanOutcome>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -53,6 +54,7 @@ pub fn run(args: Args) -> Result<()> {
         steps: Vec::new(),
         image: None,
         push: None,
+        scan: None,
     };
     let mut failure = None;
     for step in &plan.steps {
@@ -67,6 +69,9 @@ pub fn run(args: Args) -> Result<()> {
                 let outcome = image::build(&plan, &workspace, &progress)?;
                 report.image = Some(outcome);
                 Ok(())
+            }),
+            ci::Step::Scan { .. } => crate::scan::ci_step().map(|outcome| {
+                report.scan = Some(outcome);
             }),
             ci::Step::Push { destination, .. } => {
                 eprintln!("==> push: {destination}");

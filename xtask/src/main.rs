@@ -1,7 +1,8 @@
 //! `cargo xtask`: a thin command line over the wharf crates. Each subcommand parses its
 //! arguments and calls the library; no logic lives here that a test would want.
 //!
-//! Exit codes: 0 success, 1 a step or build failed, 2 bad usage or config.
+//! Exit codes: 0 success, 1 a step or build failed, 2 bad usage or config, 3 the scan's
+//! policy gate failed.
 
 mod bench;
 mod bench_registry;
@@ -9,6 +10,7 @@ mod ci;
 mod copy;
 mod image;
 mod push;
+mod scan;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,8 @@ enum Command {
     Push(push::Args),
     /// Point a new tag at an image in a registry (only the manifest moves).
     Tag(push::TagArgs),
+    /// SBOM, RustSec advisories, image checks and the policy gate ([scan]).
+    Scan(scan::Args),
 }
 
 /// An error that is the user's to fix (usage, config): exit code 2.
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Copy(args) => copy::run(args),
         Command::Push(args) => push::run(args),
         Command::Tag(args) => push::tag(args),
+        Command::Scan(args) => scan::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,6 +78,8 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)
+            } else if e.downcast_ref::<scan::GateFailed>().is_some() {
+                ExitCode::from(3)
             } else {
                 ExitCode::FAILURE
             }

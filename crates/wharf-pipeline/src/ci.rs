@@ -16,6 +16,8 @@ pub enum Step {
     Command { name: String, argv: Vec<String> },
     /// Build the configured image into its layout.
     Image { name: String },
+    /// Scan the built image and the lockfile, then apply the policy gate.
+    Scan { name: String },
     /// Push the built image to the configured registry.
     Push { name: String, destination: String },
 }
@@ -23,7 +25,10 @@ pub enum Step {
 impl Step {
     pub fn name(&self) -> &str {
         match self {
-            Step::Command { name, .. } | Step::Image { name } | Step::Push { name, .. } => name,
+            Step::Command { name, .. }
+            | Step::Image { name }
+            | Step::Scan { name }
+            | Step::Push { name, .. } => name,
         }
     }
 }
@@ -73,6 +78,10 @@ pub fn plan(config: &Config) -> Plan {
             StepName::Image => config.image.as_ref().map(|_| Step::Image {
                 name: "image".into(),
             }),
+            // No [scan] section: no advisory database is known, so no scan step.
+            StepName::Scan => config.scan.as_ref().map(|_| Step::Scan {
+                name: "scan".into(),
+            }),
             // No registry configured: the embedded layout is the end of the line.
             StepName::Push => match (&config.image, &config.push) {
                 (Some(_), Some(push)) => Some(Step::Push {
@@ -96,6 +105,11 @@ impl fmt::Display for Plan {
                 Step::Image { name } => writeln!(
                     f,
                     "{}. {name}: build the [image] of pipelines/wharf.toml into its OCI layout",
+                    i + 1
+                )?,
+                Step::Scan { name } => writeln!(
+                    f,
+                    "{}. {name}: SBOM, RustSec advisories, image checks, then the [scan] policy gate",
                     i + 1
                 )?,
                 Step::Push { name, destination } => writeln!(
@@ -189,5 +203,22 @@ mod tests {
             plan.to_string()
                 .contains("5. push: push every tag of the image to docker://localhost:5000/x")
         );
+    }
+
+    #[test]
+    fn scan_step_only_when_scan_is_configured_and_before_push() {
+        let without = Config::parse("[image]\npackage = \"x\"\n", Path::new("x")).unwrap();
+        assert!(!plan(&without).steps.iter().any(|s| s.name() == "scan"));
+        let with = Config::parse(
+            "[image]\npackage = \"x\"\n[scan]\n[push]\ndestination = \"docker://localhost:5000/x\"\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        let names: Vec<_> = plan(&with)
+            .steps
+            .iter()
+            .map(|s| s.name().to_string())
+            .collect();
+        assert_eq!(names, ["fmt", "clippy", "test", "image", "scan", "push"]);
     }
 }

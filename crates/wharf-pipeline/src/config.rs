@@ -40,6 +40,56 @@ pub struct Config {
     /// `[push]`: where `cargo xtask push` (and the `push` step of ci) sends the image.
     #[serde(default)]
     pub push: Option<PushConfig>,
+    /// `[scan]`: what `cargo xtask scan` checks, and the gate; the `scan` step of ci runs
+    /// only when the section is there (it needs an advisory database).
+    #[serde(default)]
+    pub scan: Option<ScanConfig>,
+}
+
+/// `[scan]`: the advisory database, the image checks and the policy gate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanConfig {
+    /// The RustSec advisory database (a directory, read offline), relative to the
+    /// workspace root. `WHARF_ADVISORY_DB` overrides it; the default is
+    /// `~/.cargo/advisory-db`, where cargo-audit keeps its copy.
+    #[serde(default)]
+    pub db: Option<PathBuf>,
+    /// Fail on vulnerabilities of this severity or above (`none`, `low`, `medium`, `high`,
+    /// `critical`); default `low`: any vulnerability.
+    #[serde(default)]
+    pub fail_on: Option<wharf_policy::Severity>,
+    /// Fail on warnings (unmaintained, unsound, notice) too.
+    #[serde(default)]
+    pub fail_on_warnings: bool,
+    /// Accepted findings: `{ id, reason, expires = "YYYY-MM-DD" }`, all required.
+    #[serde(default)]
+    pub ignore: Vec<wharf_policy::Ignore>,
+    /// `allow` and `deny` lists of SPDX license ids for what the binary links.
+    #[serde(default)]
+    pub licenses: wharf_policy::Licenses,
+    /// Budget for the pushed size of the image (config and compressed layers), in bytes.
+    #[serde(default)]
+    pub max_image_bytes: Option<u64>,
+    /// Labels the image must carry.
+    #[serde(default)]
+    pub required_labels: Vec<String>,
+    /// Let the image run as root (the check fails on root otherwise).
+    #[serde(default)]
+    pub allow_root: bool,
+}
+
+impl ScanConfig {
+    /// The policy gate this section describes.
+    pub fn policy(&self) -> wharf_policy::Policy {
+        let defaults = wharf_policy::Policy::default();
+        wharf_policy::Policy {
+            fail_on: self.fail_on.unwrap_or(defaults.fail_on),
+            fail_on_warnings: self.fail_on_warnings,
+            ignore: self.ignore.clone(),
+            licenses: self.licenses.clone(),
+        }
+    }
 }
 
 /// `[push]`: the registry the built image goes to.
@@ -136,6 +186,9 @@ pub enum StepName {
     Clippy,
     Test,
     Image,
+    /// SBOM, vulnerabilities, image checks and the policy gate; runs only when `[scan]`
+    /// is configured.
+    Scan,
     /// Runs only when `[push]` is configured.
     Push,
 }
@@ -154,6 +207,7 @@ fn default_steps() -> Vec<StepName> {
         StepName::Clippy,
         StepName::Test,
         StepName::Image,
+        StepName::Scan,
         StepName::Push,
     ]
 }
@@ -259,7 +313,7 @@ mod tests {
     fn empty_file_gives_defaults() {
         let config = Config::parse("", Path::new("x")).unwrap();
         assert_eq!(config, Config::default());
-        assert_eq!(config.ci.steps.len(), 5);
+        assert_eq!(config.ci.steps.len(), 6);
     }
 
     #[test]
@@ -270,7 +324,7 @@ mod tests {
         );
         check_err(
             "[ci]\nsteps = [\"fmt\", \"deploy\"]\n",
-            "pipelines/wharf.toml:2:17: unknown variant `deploy`, expected one of `fmt`, `clippy`, `test`, `image`, `push`",
+            "pipelines/wharf.toml:2:17: unknown variant `deploy`, expected one of `fmt`, `clippy`, `test`, `image`, `scan`, `push`",
         );
         check_err(
             "[image]\npackage = \"x\"\nuser = \"nobody\"\n",
@@ -279,6 +333,28 @@ mod tests {
         check_err(
             "[image]\npackage = \"x\"\nbase = \"oci:base:v1\"\n",
             "is not pinned by digest",
+        );
+    }
+
+    #[test]
+    fn scan_section_ignore_entries_need_every_field() {
+        let text = "[scan]\nfail_on = \"high\"\n\n[[scan.ignore]]\nid = \"RUSTSEC-2021-0003\"\nexpires = \"2027-01-31\"\n";
+        check_err(text, "pipelines/wharf.toml:4:1: missing field `reason`");
+        check_err(
+            "[scan]\nfail_on = \"severe\"\n",
+            "pipelines/wharf.toml:2:11: unknown variant `severe`, expected one of `none`, `low`, `medium`, `high`, `critical`",
+        );
+        let ok = format!("{text}reason = \"unreachable\"\n");
+        let policy = Config::parse(&ok, Path::new("x"))
+            .unwrap()
+            .scan
+            .unwrap()
+            .policy();
+        assert_eq!(policy.fail_on, wharf_policy::Severity::High);
+        assert_eq!(policy.ignore[0].expires.to_string(), "2027-01-31");
+        assert_eq!(
+            ScanConfig::default().policy(),
+            wharf_policy::Policy::default()
         );
     }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod copy;
 pub mod image;
 pub mod progress;
+pub mod scan;
 
 pub use config::{CONFIG_PATH, Config, ConfigError};
 pub use progress::{Mode, Progress};

@@ -7,10 +7,14 @@
 //!
 //! It adds no code of its own.
 
+pub use wharf_audit as audit;
 pub use wharf_build as build;
 pub use wharf_engine as engine;
+pub use wharf_imagecheck as imagecheck;
 pub use wharf_oci as oci;
 pub use wharf_pipeline as pipeline;
+pub use wharf_policy as policy;
 pub use wharf_registry as registry;
+pub use wharf_sbom as sbom;
 pub use wharf_source as source;
 pub use wharf_tag as tag;

@@ -1,0 +1,227 @@
+//! `cargo xtask scan` and the `scan` step of ci: what the image ships (SBOM), what is known
+//! to be wrong with it (RustSec advisories for its lockfile), checks on the image itself,
+//! then the policy gate over all of it.
+//!
+//! Plan, then apply: [`plan`] resolves every path and setting (and fails early, naming the
+//! fix, when the advisory database is missing); [`run`] reads and decides.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use wharf_oci::{Layout, Platform};
+use wharf_policy::{Finding, Gate, PackageLicense, Policy, Severity};
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(
+        "no RustSec advisory database at {path} ({from}); get one with `git clone https://github.com/rustsec/advisory-db {path}`, or point --db, WHARF_ADVISORY_DB or [scan] db at one"
+    )]
+    NoDatabase { path: PathBuf, from: &'static str },
+    #[error("no lockfile at {0} (run `cargo generate-lockfile`, or pass --lockfile PATH)")]
+    NoLockfile(PathBuf),
+    #[error(transparent)]
+    Audit(#[from] wharf_audit::Error),
+    #[error(transparent)]
+    Sbom(#[from] wharf_sbom::Error),
+    #[error(transparent)]
+    ImageCheck(#[from] wharf_imagecheck::Error),
+    #[error(transparent)]
+    Oci(#[from] wharf_oci::Error),
+}
+
+/// What a scan will read and how it decides. Plain data.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScanPlan {
+    pub lockfile: PathBuf,
+    pub db: PathBuf,
+    /// The image to check: an OCI layout and a tag in it.
+    pub image: Option<(PathBuf, String)>,
+    /// The SBOM's subject: the binary's package, its workspace manifest and target.
+    pub sbom: Option<SbomPlan>,
+    /// `SOURCE_DATE_EPOCH` for the SBOM's timestamp.
+    pub created: i64,
+    /// The day ignore entries are checked against.
+    pub today: jiff::civil::Date,
+    #[serde(skip)]
+    pub policy: Policy,
+    #[serde(skip)]
+    pub image_policy: wharf_imagecheck::Policy,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SbomPlan {
+    pub manifest: PathBuf,
+    pub package: String,
+    pub target: String,
+}
+
+/// What the caller overrides on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub lockfile: Option<PathBuf>,
+    pub db: Option<PathBuf>,
+    pub image: Option<(PathBuf, String)>,
+    /// Scan only the lockfile (no SBOM of a package, no image).
+    pub lockfile_only: bool,
+}
+
+/// Resolves paths and settings: `--db`, then `WHARF_ADVISORY_DB`, then `[scan] db`
+/// (relative to `root`), then `~/.cargo/advisory-db`.
+pub fn plan(
+    root: &Path,
+    config: &Config,
+    overrides: Overrides,
+    default_image: Option<(PathBuf, String)>,
+    created: i64,
+    today: jiff::civil::Date,
+) -> Result<ScanPlan, ScanError> {
+    let scan = config.scan.clone().unwrap_or_default();
+    let (db, from) = if let Some(db) = overrides.db {
+        (db, "--db")
+    } else if let Some(db) = std::env::var_os("WHARF_ADVISORY_DB").filter(|v| !v.is_empty()) {
+        (PathBuf::from(db), "WHARF_ADVISORY_DB")
+    } else if let Some(db) = scan.db.as_ref() {
+        (root.join(db), "[scan] db in pipelines/wharf.toml")
+    } else {
+        (
+            wharf_audit::default_db().unwrap_or_else(|| PathBuf::from("~/.cargo/advisory-db")),
+            "the default",
+        )
+    };
+    if !db.join("crates").is_dir() {
+        return Err(ScanError::NoDatabase { path: db, from });
+    }
+    let lockfile = overrides
+        .lockfile
+        .clone()
+        .unwrap_or_else(|| root.join("Cargo.lock"));
+    if !lockfile.is_file() {
+        return Err(ScanError::NoLockfile(lockfile));
+    }
+    let (image, sbom) = if overrides.lockfile_only {
+        (None, None)
+    } else {
+        let sbom = config.image.as_ref().map(|image| SbomPlan {
+            manifest: root.join("Cargo.toml"),
+            package: image.package.clone(),
+            target: wharf_source::host_triple()
+                .unwrap_or_else(|_| "x86_64-unknown-linux-gnu".into()),
+        });
+        (overrides.image.or(default_image), sbom)
+    };
+    Ok(ScanPlan {
+        lockfile,
+        db,
+        image,
+        sbom,
+        created,
+        today,
+        policy: scan.policy(),
+        image_policy: wharf_imagecheck::Policy {
+            max_size: scan.max_image_bytes,
+            required_labels: scan.required_labels.clone(),
+            allow_root: scan.allow_root,
+            ..wharf_imagecheck::Policy::default()
+        },
+    })
+}
+
+/// Everything a scan found, and the decision. The `--json` output of `cargo xtask scan`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScanOutcome {
+    /// The gate passed and the image checks found no errors.
+    pub passed: bool,
+    pub vulnerabilities: Vec<wharf_audit::Finding>,
+    pub warnings: Vec<wharf_audit::Finding>,
+    pub image: Option<wharf_imagecheck::Report>,
+    /// Packages in the SBOM (the binary's dependencies), when one was made.
+    pub packages: Option<usize>,
+    pub gate: Gate,
+    #[serde(skip)]
+    pub audit: wharf_audit::Report,
+    #[serde(skip)]
+    pub sbom: Option<wharf_sbom::Sbom>,
+}
+
+/// Reads the lockfile, the advisories, the workspace and the image; applies the gate.
+pub fn run(plan: &ScanPlan) -> Result<ScanOutcome, ScanError> {
+    let audit = wharf_audit::audit_lockfile(&plan.lockfile, &plan.db)?;
+    let sbom = match &plan.sbom {
+        Some(s) => Some(wharf_sbom::from_workspace(
+            &s.manifest,
+            &s.package,
+            &s.target,
+            &wharf_sbom::Features::default(),
+        )?),
+        None => None,
+    };
+    let image = match &plan.image {
+        Some((dir, tag)) => {
+            let image = Layout::open(dir)?.image_by_tag(tag, &Platform::linux_amd64())?;
+            Some(wharf_imagecheck::check(&image, &plan.image_policy)?)
+        }
+        None => None,
+    };
+    let findings: Vec<Finding> = audit
+        .vulnerabilities
+        .iter()
+        .map(|f| gate_finding(f, false))
+        .chain(audit.warnings.iter().map(|f| gate_finding(f, true)))
+        .collect();
+    let licenses: Vec<PackageLicense> = sbom
+        .iter()
+        .flat_map(|s| &s.packages)
+        .map(|p| PackageLicense {
+            package: p.name.clone(),
+            version: p.version.to_string(),
+            license: match &p.license {
+                wharf_sbom::License::Spdx(e) | wharf_sbom::License::Unrecognized(e) => {
+                    Some(e.clone())
+                }
+                _ => None,
+            },
+        })
+        .collect();
+    let gate = wharf_policy::evaluate(&plan.policy, plan.today, &findings, &licenses);
+    Ok(ScanOutcome {
+        passed: gate.passed() && image.as_ref().is_none_or(|r| r.passed()),
+        vulnerabilities: audit.vulnerabilities.clone(),
+        warnings: audit.warnings.clone(),
+        image,
+        packages: sbom.as_ref().map(|s| s.packages.len()),
+        gate,
+        audit,
+        sbom,
+    })
+}
+
+fn gate_finding(finding: &wharf_audit::Finding, warning: bool) -> Finding {
+    Finding {
+        id: finding.id.clone(),
+        aliases: finding.aliases.clone(),
+        package: finding.package.clone(),
+        version: finding.version.to_string(),
+        severity: finding.severity.map(|s| match s {
+            wharf_audit::Severity::None => Severity::None,
+            wharf_audit::Severity::Low => Severity::Low,
+            wharf_audit::Severity::Medium => Severity::Medium,
+            wharf_audit::Severity::High => Severity::High,
+            wharf_audit::Severity::Critical => Severity::Critical,
+        }),
+        warning,
+    }
+}
+
+/// The SBOM documents, for `--format cyclonedx|spdx` and for attaching to the image.
+pub fn sbom_documents(
+    sbom: &wharf_sbom::Sbom,
+    created: i64,
+) -> Result<(Vec<u8>, Vec<u8>), ScanError> {
+    let meta = wharf_sbom::Meta::new(created)?;
+    Ok((
+        wharf_sbom::cyclonedx_json(sbom, &meta),
+        wharf_sbom::spdx_json(sbom, &meta),
+    ))
+}
