@@ -134,13 +134,15 @@ pub fn plan(root: &Path, config: &Config, overrides: Overrides) -> Result<ScanPl
 }
 
 pub fn render(outcome: &ScanOutcome, plan: &ScanPlan, format: Format) -> Result<String> {
-    let sbom = |pick: fn((Vec<u8>, Vec<u8>)) -> Vec<u8>| -> Result<String> {
+    // `spdx`: the SPDX document, else the CycloneDX one.
+    let sbom = |spdx: bool| -> Result<String> {
         let sbom = outcome.sbom.as_ref().ok_or_else(|| {
             UsageError(anyhow::anyhow!(
                 "no SBOM: it describes the [image] package, and this scan has none (drop --lockfile, or add [image] to pipelines/wharf.toml)"
             ))
         })?;
-        let bytes = pick(scan::sbom_documents(sbom, plan.created)?);
+        let (cyclonedx, spdx_json) = scan::sbom_documents(sbom, plan.created)?;
+        let bytes = if spdx { spdx_json } else { cyclonedx };
         Ok(String::from_utf8(bytes).expect("JSON is UTF-8") + "\n")
     };
     Ok(match format {
@@ -154,8 +156,8 @@ pub fn render(outcome: &ScanOutcome, plan: &ScanPlan, format: Format) -> Result<
                 .to_string();
             wharf::audit::render::sarif(&outcome.audit, &uri) + "\n"
         }
-        Format::Cyclonedx => sbom(|(cyclonedx, _)| cyclonedx)?,
-        Format::Spdx => sbom(|(_, spdx)| spdx)?,
+        Format::Cyclonedx => sbom(false)?,
+        Format::Spdx => sbom(true)?,
         Format::Table => {
             let mut text = wharf::audit::render::table(&outcome.audit);
             if let Some(image) = &outcome.image {
