@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a laptop: installs and starts the real tools
-# the end-to-end tests need (Docker engine, CNCF distribution registry, skopeo, umoci, htpasswd), proves `cargo xtask ci` needs
+# the end-to-end tests need (Docker engine, CNCF distribution registry, skopeo, umoci, htpasswd,
+# cargo-audit, the CycloneDX and SPDX validators), proves `cargo xtask ci` needs
 # none of them, then runs every test with missing services treated as failures.
 #
 # Usage: bash pipelines/test.sh        (as root on Debian/Ubuntu, or with the tools installed)
@@ -32,6 +33,12 @@ fi
 if ! python3 -c "import cyclonedx.validation.json, spdx_tools" 2>/dev/null; then
   log "installing cyclonedx-python-lib and spdx-tools (pip)"
   python3 -m pip install --quiet --disable-pip-version-check 'cyclonedx-python-lib[json-validation]' spdx-tools
+fi
+
+# cargo-audit, the peer the advisory scan is compared with (tests/audit.rs, bench-scan).
+if ! command -v cargo-audit >/dev/null; then
+  log "installing cargo-audit (cargo install; a few minutes)"
+  cargo install --locked --quiet cargo-audit --version 0.22.2
 fi
 
 # --- Docker engine ---------------------------------------------------------------------------

@@ -57,6 +57,7 @@ pub fn run(args: Args) -> Result<()> {
         scan: None,
     };
     let mut failure = None;
+    let mut scanned = None;
     for step in &plan.steps {
         let started = Instant::now();
         let result = match step {
@@ -70,13 +71,21 @@ pub fn run(args: Args) -> Result<()> {
                 report.image = Some(outcome);
                 Ok(())
             }),
-            ci::Step::Scan { .. } => crate::scan::ci_step().map(|outcome| {
+            ci::Step::Scan { .. } => crate::scan::ci_step().map(|(outcome, plan)| {
                 report.scan = Some(outcome);
+                scanned = Some(plan);
             }),
             ci::Step::Push { destination, .. } => {
                 eprintln!("==> push: {destination}");
-                crate::push::push_to(destination, args.json, Vec::new()).map(|pushed| {
+                crate::push::push_to(destination, args.json, Vec::new()).and_then(|pushed| {
+                    // The scan results travel with the image they describe.
+                    if let (Some(outcome), Some(plan), Some(digest)) =
+                        (&report.scan, &scanned, &pushed.digest)
+                    {
+                        push_attachments(destination, digest, outcome, plan, args.json)?;
+                    }
                     report.push = Some(pushed);
+                    Ok(())
                 })
             }
         };
@@ -110,4 +119,29 @@ pub fn run(args: Args) -> Result<()> {
         Some(message) => bail!(message),
         None => Ok(()),
     }
+}
+
+/// Attaches the scan's SBOM and report to the image just pushed to `destination`.
+fn push_attachments(
+    destination: &str,
+    digest: &wharf::oci::Digest,
+    outcome: &wharf::pipeline::scan::ScanOutcome,
+    plan: &wharf::pipeline::scan::ScanPlan,
+    json: bool,
+) -> Result<()> {
+    let wharf::oci::Location::Registry(repository) = crate::copy::parse(destination)? else {
+        bail!("push destination {destination} is not a registry");
+    };
+    let insecure = crate::image::config()?
+        .push
+        .map(|p| p.insecure)
+        .unwrap_or_default();
+    let client = crate::copy::client(json, insecure)?;
+    crate::referrers::attach(
+        &client,
+        &repository.with_digest(digest.clone()),
+        outcome,
+        plan,
+    )?;
+    Ok(())
 }

@@ -6,10 +6,12 @@
 
 mod bench;
 mod bench_registry;
+mod bench_scan;
 mod ci;
 mod copy;
 mod image;
 mod push;
+mod referrers;
 mod scan;
 
 use std::path::PathBuf;
@@ -38,6 +40,8 @@ enum Command {
     Bench(bench::Args),
     /// Time wharf against skopeo on a local registry: 1 GiB push, and copy between repos.
     BenchRegistry(bench_registry::Args),
+    /// Time wharf's advisory scan against `cargo audit` on this repository's Cargo.lock.
+    BenchScan(bench_scan::Args),
     /// Copy an image between locations (oci:DIR:TAG, docker://HOST/REPO:TAG), digest kept.
     Copy(copy::Args),
     /// Push the image `cargo xtask image` built, under all its tags.
@@ -46,6 +50,8 @@ enum Command {
     Tag(push::TagArgs),
     /// SBOM, RustSec advisories, image checks and the policy gate ([scan]).
     Scan(scan::Args),
+    /// List (or read) what is attached to an image in a registry: SBOMs and scan reports.
+    Referrers(referrers::Args),
 }
 
 /// An error that is the user's to fix (usage, config): exit code 2.
@@ -67,10 +73,12 @@ fn main() -> ExitCode {
         Command::Image(args) => image::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchRegistry(args) => bench_registry::run(args),
+        Command::BenchScan(args) => args.run(),
         Command::Copy(args) => copy::run(args),
         Command::Push(args) => push::run(args),
         Command::Tag(args) => push::tag(args),
         Command::Scan(args) => scan::run(args),
+        Command::Referrers(args) => referrers::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,6 +43,12 @@ pub struct Args {
     /// Write the output to this file (atomically) instead of stdout.
     #[arg(long, value_name = "PATH")]
     output: Option<PathBuf>,
+    /// Attach the SBOM and the report to this image in a registry (docker://HOST/REPO:TAG
+    /// or @DIGEST) as OCI artifacts; read them back with `cargo xtask referrers`.
+    #[arg(long, value_name = "IMAGE")]
+    attach: Option<String>,
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure: Vec<String>,
     /// Print what would be read, and the policy, without scanning.
     #[arg(long)]
     dry_run: bool,
@@ -99,6 +105,17 @@ pub fn run(args: Args) -> Result<()> {
     }
     if format != Format::Table {
         eprint!("{}", gate_summary(&outcome));
+    }
+    // Attached whatever the verdict: a failed scan's report is worth keeping with the image.
+    if let Some(target) = &args.attach {
+        let Location::Registry(subject) = crate::copy::parse(target)? else {
+            return Err(UsageError(anyhow::anyhow!(
+                "--attach {target}: artifacts attach to images in a registry (docker://HOST/REPO:TAG)"
+            ))
+            .into());
+        };
+        let client = crate::copy::client(true, args.insecure.clone())?;
+        crate::referrers::attach(&client, &subject, &outcome, &plan)?;
     }
     verdict(&outcome)
 }
@@ -226,7 +243,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The `scan` step of `cargo xtask ci`: scans the image just built, writes every format
 /// under `target/wharf/scan/` (for CI to upload: SARIF to code scanning, the SBOMs as
 /// artifacts), prints the tables to stderr, and fails the step if the gate fails.
-pub fn ci_step() -> Result<ScanOutcome> {
+pub fn ci_step() -> Result<(ScanOutcome, ScanPlan)> {
     let root = workspace_root();
     let config = Config::load(&root).map_err(|e| UsageError(e.into()))?;
     let plan = plan(&root, &config, Overrides::default())?;
@@ -254,5 +271,5 @@ pub fn ci_step() -> Result<ScanOutcome> {
     eprint!("{}", render(&outcome, &plan, Format::Table)?);
     eprintln!("    reports in {}", dir.display());
     verdict(&outcome)?;
-    Ok(outcome)
+    Ok((outcome, plan))
 }

@@ -9,6 +9,12 @@ pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
+/// Artifact types of what wharf attaches to images (OCI 1.1 `artifactType`).
+pub const CYCLONEDX_JSON: &str = "application/vnd.cyclonedx+json";
+pub const SPDX_JSON: &str = "application/spdx+json";
+pub const SARIF_JSON: &str = "application/sarif+json";
+pub const WHARF_SCAN: &str = "application/vnd.wharf.scan.v1+json";
+
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";

@@ -16,6 +16,7 @@ pub mod credentials;
 mod error;
 pub mod events;
 mod push;
+pub mod referrers;
 mod remote;
 pub mod retry;
 
@@ -23,5 +24,6 @@ pub use client::{Access, Client, Config, Replay, check, is_loopback};
 pub use error::{Error, Result};
 pub use events::{BlobOutcome, Event};
 pub use push::PushReport;
+pub use referrers::{Artifact, Attached};
 pub use remote::{RawManifest, RemoteImage};
 pub use retry::RetryPolicy;

@@ -9,11 +9,15 @@
 //!
 //! It never mocks the registry itself: protocol behavior comes from the real process, the
 //! test doubles only stand where a real deployment has another service (the token issuer)
-//! or a bad network (the proxy).
+//! or a bad network (the proxy). One exception, for a feature no registry here has:
+//! [`ReferrersRegistry`] answers the OCI 1.1 referrers API (`OCI-Subject`, `GET
+//! .../referrers/<digest>`), which Debian's distribution 2.8 lacks; the client's fallback
+//! path is tested against the real registry.
 
 mod fixture;
 pub mod http;
 mod proxy;
+mod referrers_api;
 mod token;
 
 #[cfg(test)]
@@ -28,6 +32,7 @@ use std::time::{Duration, Instant};
 
 pub use fixture::{TinyImage, write_tiny_image};
 pub use proxy::{FaultPlan, FaultProxy, FaultStats};
+pub use referrers_api::ReferrersRegistry;
 pub use token::{
     Access, ISSUER, KeyHint, REGISTRY_LEEWAY, SERVICE, TokenAuth, TokenRequest, TokenServer,
     libtrust_key_id,
