@@ -53,6 +53,28 @@ pub fn require_umoci() -> bool {
     require("umoci", &["--version"], "apt-get install umoci")
 }
 
+/// The full RustSec advisory-db snapshot: `WHARF_ADVISORY_DB` if set, else
+/// `../shared/advisory-db` beside the repository (where this workplace keeps it). Missing:
+/// fails under CI, else prints a skip notice and returns `None`.
+pub fn advisory_db() -> Option<PathBuf> {
+    let db = std::env::var_os("WHARF_ADVISORY_DB")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/advisory-db"));
+    if db.join("crates").is_dir() {
+        return Some(db);
+    }
+    let message = format!(
+        "no advisory-db snapshot at {} (a directory copy of https://github.com/rustsec/advisory-db; set WHARF_ADVISORY_DB)",
+        db.display()
+    );
+    if strict() {
+        panic!("{message}; CI=true, so this test fails instead of skipping");
+    }
+    eprintln!("SKIPPED: {message}");
+    None
+}
+
 /// Runs a command, panicking with its output if it fails.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use wharf_audit::{Finding, Kind};
-use wharf_e2e::{require, strict, workspace_root};
+use wharf_e2e::{require, workspace_root};
 
 /// (advisory id, package, version)
 type Key = (String, String, String);
@@ -22,25 +22,8 @@ struct Found {
     notice: BTreeSet<Key>,
 }
 
-/// The advisory-db snapshot, or `None` (skipped, or a panic under CI) when it is missing.
-fn snapshot() -> Option<PathBuf> {
-    let db = workspace_root().join("../shared/advisory-db");
-    if db.join("crates").is_dir() {
-        return Some(db);
-    }
-    let message = format!(
-        "no advisory-db snapshot at {} (a directory copy of https://github.com/rustsec/advisory-db)",
-        db.display()
-    );
-    if strict() {
-        panic!("{message}; CI=true, so this test fails instead of skipping");
-    }
-    eprintln!("SKIPPED: {message}");
-    None
-}
-
 fn prerequisites() -> Option<PathBuf> {
-    let db = snapshot()?;
+    let db = wharf_e2e::advisory_db()?;
     require(
         "cargo-audit",
         &["--version"],
