@@ -6,7 +6,6 @@ use std::process::{Command, Output};
 
 use wharf_e2e::{example_image, workspace_root, xtask_binary};
 
-
 fn scan(db: &std::path::Path, args: &[&str]) -> Output {
     Command::new(xtask_binary())
         .arg("scan")
@@ -23,7 +22,9 @@ fn fixture_lockfile() -> PathBuf {
 
 #[test]
 fn a_vulnerable_lockfile_fails_the_gate_with_exit_code_3_and_a_json_report() {
-    let Some(db) = wharf_e2e::advisory_db() else { return };
+    let Some(db) = wharf_e2e::advisory_db() else {
+        return;
+    };
     let lockfile = fixture_lockfile();
     let out = scan(&db, &["--lockfile", lockfile.to_str().unwrap(), "--json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -77,7 +78,9 @@ fn a_vulnerable_lockfile_fails_the_gate_with_exit_code_3_and_a_json_report() {
 
 #[test]
 fn the_built_image_passes_and_writes_its_sbom_formats_atomically() {
-    let Some(db) = wharf_e2e::advisory_db() else { return };
+    let Some(db) = wharf_e2e::advisory_db() else {
+        return;
+    };
     let example = example_image();
     let image = format!("oci:{}:{}", example.layout.display(), example.tag);
     let dir = tempfile::tempdir().unwrap();
@@ -117,7 +120,9 @@ fn the_built_image_passes_and_writes_its_sbom_formats_atomically() {
 
 #[test]
 fn missing_database_and_malformed_lockfile_are_clear_errors() {
-    let Some(db) = wharf_e2e::advisory_db() else { return };
+    let Some(db) = wharf_e2e::advisory_db() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let lockfile = fixture_lockfile();
     let out = scan(dir.path(), &["--lockfile", lockfile.to_str().unwrap()]);
@@ -144,7 +149,9 @@ fn missing_database_and_malformed_lockfile_are_clear_errors() {
 
 #[test]
 fn scan_results_attach_to_the_pushed_image_and_read_back_through_the_cli() {
-    let Some(db) = wharf_e2e::advisory_db() else { return };
+    let Some(db) = wharf_e2e::advisory_db() else {
+        return;
+    };
     let Some(registry) = wharf_e2e::registry::Registry::try_start(wharf_e2e::registry::Auth::None)
     else {
         return;

@@ -91,9 +91,15 @@ fn no_command_prints_the_password() {
                 .to_vec(),
             ["push", &repo].map(String::from).to_vec(),
             // Attaching scan results, and reading them back.
-            ["scan", "--image", &layout, "--attach", &format!("{repo}:v1")]
-                .map(String::from)
-                .to_vec(),
+            [
+                "scan",
+                "--image",
+                &layout,
+                "--attach",
+                &format!("{repo}:v1"),
+            ]
+            .map(String::from)
+            .to_vec(),
             ["referrers", &format!("{repo}:v1")]
                 .map(String::from)
                 .to_vec(),
