@@ -87,45 +87,19 @@ impl fmt::Display for Kind {
     }
 }
 
-/// The CVSS qualitative severity rating.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    None,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
+/// The CVSS qualitative severity rating: the policy gate's type, so findings feed the gate
+/// without a translation.
+pub use wharf_policy::Severity;
 
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::None => "none",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl From<rustsec::advisory::Severity> for Severity {
-    fn from(severity: rustsec::advisory::Severity) -> Self {
-        use rustsec::advisory::Severity as S;
-        match severity {
-            S::None => Severity::None,
-            S::Low => Severity::Low,
-            S::Medium => Severity::Medium,
-            S::High => Severity::High,
-            S::Critical => Severity::Critical,
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// rustsec's severity (from the advisory's CVSS vector) as wharf's.
+fn severity(severity: rustsec::advisory::Severity) -> Severity {
+    use rustsec::advisory::Severity as S;
+    match severity {
+        S::None => Severity::None,
+        S::Low => Severity::Low,
+        S::Medium => Severity::Medium,
+        S::High => Severity::High,
+        S::Critical => Severity::Critical,
     }
 }
 
@@ -200,7 +174,7 @@ fn finding(
         kind,
         title: metadata.title.clone(),
         date: metadata.date.as_str().to_owned(),
-        severity: advisory.severity().map(Severity::from),
+        severity: advisory.severity().map(severity),
         cvss: metadata.cvss.as_ref().map(|c| c.score()),
         cvss_vector: metadata.cvss.as_ref().map(|c| c.to_string()),
         patched: advisory

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use wharf_oci::{Layout, Platform};
-use wharf_policy::{Finding, Gate, PackageLicense, Policy, Severity};
+use wharf_policy::{Finding, Gate, PackageLicense, Policy};
 
 use crate::config::Config;
 
@@ -203,13 +203,7 @@ fn gate_finding(finding: &wharf_audit::Finding, warning: bool) -> Finding {
         aliases: finding.aliases.clone(),
         package: finding.package.clone(),
         version: finding.version.to_string(),
-        severity: finding.severity.map(|s| match s {
-            wharf_audit::Severity::None => Severity::None,
-            wharf_audit::Severity::Low => Severity::Low,
-            wharf_audit::Severity::Medium => Severity::Medium,
-            wharf_audit::Severity::High => Severity::High,
-            wharf_audit::Severity::Critical => Severity::Critical,
-        }),
+        severity: finding.severity,
         warning,
     }
 }

@@ -22,13 +22,14 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, LINK};
+use reqwest::header::ACCEPT;
 use wharf_oci::{
     Descriptor, Digest, Index, Manifest, Reference, canonical_json, media_type, validate_tag,
 };
 
 use crate::client::{Access, Client, Replay, check};
 use crate::error::{Error, Result};
+use crate::remote::next_page;
 
 /// The OCI empty descriptor's content: the config of an artifact that has none.
 pub const EMPTY_CONFIG: &[u8] = b"{}";
@@ -214,37 +215,20 @@ impl Client {
         bytes: &[u8],
     ) -> Result<bool> {
         let (registry, repository) = (subject.registry(), subject.repository());
-        let url = format!(
-            "{}/v2/{repository}/manifests/{digest}",
-            self.base_url(registry)?
-        );
         let what = format!("putting artifact manifest {registry}/{repository}@{digest}");
-        let response = self.send(
-            &Access::push(registry, repository, None),
-            &what,
-            Replay::Safe,
-            &|http| {
-                http.put(&url)
-                    .header(CONTENT_TYPE, media_type::OCI_MANIFEST)
-                    .body(bytes.to_vec())
-            },
+        let (_, headers) = self.put_manifest_answer(
+            registry,
+            repository,
+            &digest.to_string(),
+            media_type::OCI_MANIFEST,
+            bytes,
         )?;
-        let response = check(response, &what)?;
         let header = |name: &str| {
-            response
-                .headers()
+            headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        if let Some(stored) = header("docker-content-digest")
-            && stored != digest.to_string()
-        {
-            return Err(Error::Protocol {
-                what,
-                why: format!("the registry stored {stored}, wharf sent {digest}"),
-            });
-        }
         match header(OCI_SUBJECT) {
             None => Ok(false),
             Some(processed) if processed == subject_digest.to_string() => Ok(true),
@@ -386,17 +370,7 @@ impl Client {
                 return Ok(None);
             }
             let response = check(response, what)?;
-            let next = response
-                .headers()
-                .get(LINK)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(';').next())
-                .map(|v| {
-                    v.trim()
-                        .trim_start_matches('<')
-                        .trim_end_matches('>')
-                        .to_string()
-                });
+            let next = next_page(&base, &response);
             let mut body = Vec::new();
             response
                 .take(4 << 20)
@@ -411,7 +385,6 @@ impl Client {
             })?;
             found.extend(index.manifests);
             match next {
-                Some(next) if next.starts_with('/') => url = format!("{base}{next}"),
                 Some(next) => url = next,
                 None => return Ok(Some(found)),
             }

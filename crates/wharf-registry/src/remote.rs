@@ -414,6 +414,20 @@ impl Client {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Digest> {
+        self.put_manifest_answer(registry, repository, tag_or_digest, media_type, bytes)
+            .map(|(digest, _)| digest)
+    }
+
+    /// [`Client::put_manifest`], also returning the registry's answer headers (where it
+    /// says, e.g., that it processed the manifest's `subject`).
+    pub(crate) fn put_manifest_answer(
+        &self,
+        registry: &str,
+        repository: &str,
+        tag_or_digest: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(Digest, reqwest::header::HeaderMap)> {
         let url = self.url(registry, repository, &format!("manifests/{tag_or_digest}"))?;
         let what = format!("putting manifest {registry}/{repository}:{tag_or_digest}");
         let digest = Digest::sha256(bytes);
@@ -440,7 +454,7 @@ impl Client {
                 why: format!("the registry stored {stored}, wharf sent {digest}"),
             });
         }
-        Ok(digest)
+        Ok((digest, response.headers().clone()))
     }
 
     /// Tags in a repository, following pagination.
@@ -461,24 +475,13 @@ impl Client {
                 &|http| http.get(&url),
             )?;
             let response = check(response, &what)?;
-            let next = response
-                .headers()
-                .get("link")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(';').next())
-                .map(|v| {
-                    v.trim()
-                        .trim_start_matches('<')
-                        .trim_end_matches('>')
-                        .to_string()
-                });
+            let next = next_page(&base, &response);
             let page: Tags = response.json().map_err(|source| Error::Transport {
                 what: what.clone(),
                 source,
             })?;
             tags.extend(page.tags.unwrap_or_default());
             match next {
-                Some(next) if next.starts_with('/') => url = format!("{base}{next}"),
                 Some(next) => url = next,
                 None => return Ok(tags),
             }
@@ -629,4 +632,20 @@ impl Image for RemoteImage<'_> {
                 source: std::io::Error::other(e.to_string()),
             })
     }
+}
+
+/// The next page's URL from a `Link: <url>; rel="next"` header (tags and referrers
+/// listings), made absolute against `base` when the registry gives a path.
+pub(crate) fn next_page(base: &str, response: &reqwest::blocking::Response) -> Option<String> {
+    let next = response
+        .headers()
+        .get("link")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().trim_start_matches('<').trim_end_matches('>'))?;
+    Some(if next.starts_with('/') {
+        format!("{base}{next}")
+    } else {
+        next.to_string()
+    })
 }
