@@ -649,3 +649,27 @@ fn errors_name_what_is_missing() {
         .to_string();
     assert!(err.contains("--no-deps"), "{err}");
 }
+
+#[test]
+fn a_malformed_manifest_names_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("Cargo.toml");
+    std::fs::write(
+        &manifest,
+        "[package]\nname = \"broken\"\nversion = 1.0.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+    let err = from_workspace(
+        &manifest,
+        "broken",
+        "x86_64-unknown-linux-gnu",
+        &Features::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(&manifest.display().to_string()), "{err}");
+    // cargo points at the spot: `--> .../Cargo.toml:3:14`.
+    assert!(err.contains("Cargo.toml:3:"), "{err}");
+}
