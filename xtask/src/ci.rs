@@ -71,6 +71,7 @@ pub fn run(args: Args) -> Result<()> {
                 report.image = Some(outcome);
                 Ok(())
             }),
+            ci::Step::Matrix { .. } => crate::matrix::ci_step(),
             ci::Step::Scan { .. } => crate::scan::ci_step().map(|(outcome, plan)| {
                 report.scan = Some(outcome);
                 scanned = Some(plan);

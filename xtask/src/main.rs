@@ -10,6 +10,7 @@ mod bench_scan;
 mod ci;
 mod copy;
 mod image;
+mod matrix;
 mod push;
 mod referrers;
 mod scan;
@@ -50,6 +51,9 @@ enum Command {
     Tag(push::TagArgs),
     /// SBOM, RustSec advisories, image checks and the policy gate ([scan]).
     Scan(scan::Args),
+    /// Plan and run the test matrix of [matrix]: features x toolchains x targets, retries,
+    /// JUnit; or print the plan (--dry-run) or the GitHub Actions matrix (--emit).
+    Matrix(matrix::Args),
     /// List (or read) what is attached to an image in a registry: SBOMs and scan reports.
     Referrers(referrers::Args),
 }
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
         Command::Tag(args) => push::tag(args),
         Command::Scan(args) => scan::run(args),
         Command::Referrers(args) => referrers::run(args),
+        Command::Matrix(args) => matrix::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

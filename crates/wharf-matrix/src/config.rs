@@ -35,6 +35,44 @@ pub struct Config {
     /// Drops every generated cell that matches all the keys an entry gives.
     #[serde(default)]
     pub exclude: Vec<Exclude>,
+    /// How many times a failing test is run again; one that passes on a retry is reported
+    /// as flaky. Default: 2.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Seconds one cell may take (build and tests, retries included) before its whole
+    /// process tree is killed. Default: 1800.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Cells run at once. Default (absent): the number of cores. Every cell's cargo takes
+    /// compiler slots from one shared pool of that size, so more cells never means more
+    /// compilers than cores.
+    #[serde(default)]
+    pub jobs: Option<usize>,
+    /// What runs the tests of a cell. Default: `auto`.
+    #[serde(default)]
+    pub runner: Runner,
+}
+
+/// What runs a cell's tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runner {
+    /// `cargo nextest run` when `cargo nextest --version` works and the command is `test`,
+    /// else cargo.
+    #[default]
+    Auto,
+    /// `cargo test` (or the configured command); doctests included.
+    Cargo,
+    /// `cargo nextest run`: each test in its own process; no doctests.
+    Nextest,
+}
+
+fn default_retries() -> u32 {
+    2
+}
+
+fn default_timeout_secs() -> u64 {
+    1800
 }
 
 fn default_toolchains() -> Vec<String> {
@@ -56,6 +94,10 @@ impl Default for Config {
             packages: Vec::new(),
             include: Vec::new(),
             exclude: Vec::new(),
+            retries: default_retries(),
+            timeout_secs: default_timeout_secs(),
+            jobs: None,
+            runner: Runner::default(),
         }
     }
 }

@@ -19,6 +19,10 @@
 //! targets = ["x86_64-unknown-linux-gnu"]      # default: the host
 //! profiles = ["dev"]                          # default ["dev"]
 //! command = "test"                            # test | check | build | clippy
+//! retries = 2                                 # a test passing on a retry is flaky
+//! timeout_secs = 1800                         # per cell; then its process tree is killed
+//! jobs = 2                                    # cells at once; default: the cores
+//! runner = "auto"                             # auto | cargo | nextest
 //!
 //! [[matrix.packages]]                         # default: every package, default features
 //! name = "wharf-tag"
@@ -94,7 +98,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{Command, Config, Exclude, Features, Include, Package};
+pub use config::{Command, Config, Exclude, Features, Include, Package, Runner};
 pub use features::{FeatureSet, MAX_SETS};
 pub use github::{CELLS_PER_RUNNER, MAX_JOBS, github_matrix, shard_count};
 pub use shard::{Shard, ShardError, shard};

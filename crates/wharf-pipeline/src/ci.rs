@@ -13,13 +13,26 @@ use crate::config::{Config, StepName};
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Step {
     /// Run a command in the workspace root.
-    Command { name: String, argv: Vec<String> },
+    Command {
+        name: String,
+        argv: Vec<String>,
+    },
     /// Build the configured image into its layout.
-    Image { name: String },
+    Image {
+        name: String,
+    },
     /// Scan the built image and the lockfile, then apply the policy gate.
-    Scan { name: String },
+    Scan {
+        name: String,
+    },
     /// Push the built image to the configured registry.
-    Push { name: String, destination: String },
+    Push {
+        name: String,
+        destination: String,
+    },
+    Matrix {
+        name: String,
+    },
 }
 
 impl Step {
@@ -28,7 +41,8 @@ impl Step {
             Step::Command { name, .. }
             | Step::Image { name }
             | Step::Scan { name }
-            | Step::Push { name, .. } => name,
+            | Step::Push { name, .. }
+            | Step::Matrix { name } => name,
         }
     }
 }
@@ -83,6 +97,9 @@ pub fn plan(config: &Config) -> Plan {
                 name: "scan".into(),
             }),
             // No registry configured: the embedded layout is the end of the line.
+            StepName::Matrix => config.matrix.as_ref().map(|_| Step::Matrix {
+                name: "matrix".into(),
+            }),
             StepName::Push => match (&config.image, &config.push) {
                 (Some(_), Some(push)) => Some(Step::Push {
                     name: "push".into(),
@@ -110,6 +127,11 @@ impl fmt::Display for Plan {
                 Step::Scan { name } => writeln!(
                     f,
                     "{}. {name}: SBOM, RustSec advisories, image checks, then the [scan] policy gate",
+                    i + 1
+                )?,
+                Step::Matrix { name } => writeln!(
+                    f,
+                    "{}. {name}: the [matrix] cells (cargo xtask matrix --dry-run lists them)",
                     i + 1
                 )?,
                 Step::Push { name, destination } => writeln!(

@@ -44,6 +44,10 @@ pub struct Config {
     /// only when the section is there (it needs an advisory database).
     #[serde(default)]
     pub scan: Option<ScanConfig>,
+    /// `[matrix]`: the test matrix of `cargo xtask matrix` (and the `matrix` step of ci,
+    /// which runs only when the section is there). See the `wharf_matrix` crate docs.
+    #[serde(default)]
+    pub matrix: Option<wharf_matrix::Config>,
 }
 
 /// `[scan]`: the advisory database, the image checks and the policy gate.
@@ -191,6 +195,8 @@ pub enum StepName {
     Scan,
     /// Runs only when `[push]` is configured.
     Push,
+    /// The test matrix; runs only when `[matrix]` is configured.
+    Matrix,
 }
 
 fn scratch() -> String {
@@ -206,6 +212,7 @@ fn default_steps() -> Vec<StepName> {
         StepName::Fmt,
         StepName::Clippy,
         StepName::Test,
+        StepName::Matrix,
         StepName::Image,
         StepName::Scan,
         StepName::Push,
@@ -313,7 +320,7 @@ mod tests {
     fn empty_file_gives_defaults() {
         let config = Config::parse("", Path::new("x")).unwrap();
         assert_eq!(config, Config::default());
-        assert_eq!(config.ci.steps.len(), 6);
+        assert_eq!(config.ci.steps.len(), 7);
     }
 
     #[test]

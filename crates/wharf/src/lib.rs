@@ -11,6 +11,8 @@ pub use wharf_audit as audit;
 pub use wharf_build as build;
 pub use wharf_engine as engine;
 pub use wharf_imagecheck as imagecheck;
+pub use wharf_matrix as matrix;
+pub use wharf_matrix_run as matrix_run;
 pub use wharf_oci as oci;
 pub use wharf_pipeline as pipeline;
 pub use wharf_policy as policy;

@@ -1,0 +1,249 @@
+//! `cargo xtask matrix`: plan the `[matrix]` cells (wharf-matrix), pick a shard, and run
+//! them (wharf-matrix-run), or print the plan or the GitHub Actions matrix.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use wharf::matrix::{self as plan, Shard};
+use wharf::matrix_run::{self as runner, Event, Harness, Options, Outcome};
+use wharf::pipeline::Config;
+
+use crate::scan::write_atomically;
+use crate::{UsageError, workspace_root};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print the cells (and the command each runs) without running them.
+    #[arg(long)]
+    dry_run: bool,
+    /// JSON on stdout: the plan with --dry-run, else the run's report.
+    #[arg(long)]
+    json: bool,
+    /// Run (or list) only shard K of N, e.g. `2/4`: cells split in order, evenly.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// Print the GitHub Actions `strategy.matrix` (one job per shard) as one JSON line.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    emit: Option<Emit>,
+    /// Shards for --emit: 0 picks ceil(cells / 8).
+    #[arg(long, default_value_t = 0)]
+    shards: usize,
+    /// The workspace whose matrix runs (default: this repository).
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// The pipeline config with the [matrix] section (default: DIR/pipelines/wharf.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Cells at once (default: [matrix] jobs, else the cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Runs of a failing test after the first (default: [matrix] retries, 2).
+    #[arg(long)]
+    retries: Option<u32>,
+    /// Seconds per cell before its processes are killed (default: [matrix] timeout_secs).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// What runs the tests (default: [matrix] runner, auto = nextest when installed).
+    #[arg(long, value_enum)]
+    runner: Option<RunnerArg>,
+    /// Stop starting cells after the first failure.
+    #[arg(long)]
+    fail_fast: bool,
+    /// CARGO_TARGET_DIR for every cell (default: cargo's, shared with plain cargo test).
+    #[arg(long, value_name = "DIR")]
+    target_dir: Option<PathBuf>,
+    /// Cell logs, report.json and nextest's files (default: DIR/target/wharf/matrix).
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+    /// Where the JUnit XML goes (default: OUT_DIR/junit.xml).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Emit {
+    GithubMatrix,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RunnerArg {
+    Auto,
+    Cargo,
+    Nextest,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let root = match &args.workspace {
+        Some(dir) => dir
+            .canonicalize()
+            .with_context(|| format!("--workspace {}", dir.display()))
+            .map_err(UsageError)?,
+        None => workspace_root(),
+    };
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| root.join("pipelines/wharf.toml"));
+    let config = matrix_config(&config_path)?;
+    let mut cells = planned(&root, &config)?;
+
+    if let Some(Emit::GithubMatrix) = args.emit {
+        println!(
+            "{}",
+            serde_json::to_string(&plan::github_matrix(&plan::Plan { cells }, args.shards))?
+        );
+        return Ok(());
+    }
+    if let Some(shard) = &args.shard {
+        let shard = Shard::parse(shard).map_err(|e| UsageError(e.into()))?;
+        cells = plan::shard(&plan::Plan { cells }, shard);
+    }
+    let plan = plan::Plan { cells };
+    if args.dry_run {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            print!("{plan}");
+        }
+        return Ok(());
+    }
+
+    let runner = match args.runner {
+        None => config.runner,
+        Some(RunnerArg::Auto) => plan::Runner::Auto,
+        Some(RunnerArg::Cargo) => plan::Runner::Cargo,
+        Some(RunnerArg::Nextest) => plan::Runner::Nextest,
+    };
+    let harness = Harness::choose(runner, config.command).map_err(|e| UsageError(e.into()))?;
+    let mut options = Options::new(&root, harness);
+    options.jobs = args.jobs.or(config.jobs).unwrap_or(options.jobs).max(1);
+    options.retries = args.retries.unwrap_or(config.retries);
+    options.timeout = Duration::from_secs(args.timeout.unwrap_or(config.timeout_secs));
+    options.fail_fast = args.fail_fast;
+    options.target_dir = args.target_dir.clone();
+    if let Some(dir) = &args.out_dir {
+        options.out_dir = dir.clone();
+    }
+    let junit = args
+        .junit
+        .clone()
+        .unwrap_or_else(|| options.out_dir.join("junit.xml"));
+    run_plan(&plan, options, &junit, args.json)
+}
+
+/// The `matrix` step of `cargo xtask ci`: this repository's `[matrix]`, every cell.
+pub fn ci_step() -> Result<()> {
+    let root = workspace_root();
+    let config = matrix_config(&root.join("pipelines/wharf.toml"))?;
+    let cells = planned(&root, &config)?;
+    let harness = Harness::choose(config.runner, config.command)?;
+    let mut options = Options::new(&root, harness);
+    options.jobs = config.jobs.unwrap_or(options.jobs).max(1);
+    options.retries = config.retries;
+    options.timeout = Duration::from_secs(config.timeout_secs);
+    let junit = options.out_dir.join("junit.xml");
+    run_plan(&plan::Plan { cells }, options, &junit, false)
+}
+
+/// `[matrix]` of the pipeline config; a config without one gets the defaults (every
+/// package, default features, stable).
+fn matrix_config(path: &Path) -> Result<plan::Config> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(UsageError(
+                anyhow::Error::new(e).context(format!("reading {}", path.display())),
+            )
+            .into());
+        }
+    };
+    let config = Config::parse(&text, path).map_err(|e| UsageError(e.into()))?;
+    Ok(config.matrix.unwrap_or_default())
+}
+
+/// The cells of `config` for the workspace at `root` (packages from `cargo metadata`).
+fn planned(root: &Path, config: &plan::Config) -> Result<Vec<plan::Cell>> {
+    let packages = runner::packages(&root.join("Cargo.toml")).map_err(|e| UsageError(e.into()))?;
+    let host = runner::host()?;
+    let plan = plan::plan(config, &packages, &host)
+        .map_err(|e| UsageError(anyhow::Error::new(e).context("[matrix]")))?;
+    Ok(plan.cells)
+}
+
+fn run_plan(plan: &plan::Plan, mut options: Options, junit: &Path, json: bool) -> Result<()> {
+    if plan.cells.is_empty() {
+        bail!("the matrix has no cells (every cell excluded, or an empty shard)");
+    }
+    runner::check_toolchains(&plan.cells).map_err(|e| UsageError(e.into()))?;
+    // Ctrl-C and SIGTERM (a CI job cancelled) stop the run cleanly: the cells are in
+    // their own process groups, so the terminal's SIGINT does not reach them; the runner
+    // kills them when this flag goes up.
+    let cancel = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, cancel.clone())
+            .context("installing a signal handler")?;
+    }
+    options.cancel = cancel.clone();
+    eprintln!(
+        "==> matrix: {} cells, {} at once, {} ({}), logs in {}",
+        plan.cells.len(),
+        options.jobs.min(plan.cells.len()),
+        match options.harness {
+            Harness::Cargo => "cargo",
+            Harness::Nextest => "cargo nextest",
+        },
+        if options.retries == 0 {
+            "no retries".to_string()
+        } else {
+            format!("{} retries", options.retries)
+        },
+        options.out_dir.join("logs").display()
+    );
+    let report = runner::run(&plan.cells, &options, &|event| match event {
+        Event::Started { index, total, cell } => {
+            eprintln!("[{:>2}/{total}] start   {}", index + 1, cell.id());
+        }
+        Event::Finished {
+            index,
+            total,
+            result,
+        } => {
+            eprintln!(
+                "[{:>2}/{total}] {:<7} {} ({:.1} s)",
+                index + 1,
+                result.outcome.label(),
+                result.id,
+                result.seconds
+            );
+        }
+    })?;
+
+    let xml = report.junit().to_string().context("writing JUnit XML")?;
+    write_atomically(junit, xml.as_bytes())?;
+    let json_path = options.out_dir.join("report.json");
+    let report_json = serde_json::to_string_pretty(&report)?;
+    write_atomically(&json_path, report_json.as_bytes())?;
+    let summary = format!("{}{}", report.table(), report.problems());
+    if json {
+        eprint!("{summary}");
+        println!("{report_json}");
+    } else {
+        print!("{summary}");
+    }
+    eprintln!("JUnit: {}; JSON: {}", junit.display(), json_path.display());
+    if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+        bail!("interrupted; the cells that were running were killed");
+    }
+    if !report.passed() {
+        let failed = report.count(Outcome::Failed) + report.count(Outcome::TimedOut);
+        bail!(
+            "{failed} of {} matrix cells failed (reproduce commands above)",
+            report.cells.len()
+        );
+    }
+    Ok(())
+}
