@@ -5,6 +5,7 @@
 //! policy gate failed.
 
 mod bench;
+mod bench_matrix;
 mod bench_registry;
 mod bench_scan;
 mod ci;
@@ -43,6 +44,8 @@ enum Command {
     BenchRegistry(bench_registry::Args),
     /// Time wharf's advisory scan against `cargo audit` on this repository's Cargo.lock.
     BenchScan(bench_scan::Args),
+    /// Time the matrix runner against the same cells one by one (and cargo-hack).
+    BenchMatrix(bench_matrix::Args),
     /// Copy an image between locations (oci:DIR:TAG, docker://HOST/REPO:TAG), digest kept.
     Copy(copy::Args),
     /// Push the image `cargo xtask image` built, under all its tags.
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::BenchRegistry(args) => bench_registry::run(args),
         Command::BenchScan(args) => args.run(),
+        Command::BenchMatrix(args) => bench_matrix::run(args),
         Command::Copy(args) => copy::run(args),
         Command::Push(args) => push::run(args),
         Command::Tag(args) => push::tag(args),

@@ -740,6 +740,7 @@ mod tests {
             no_default_features: true,
             toolchain: "nightly".into(),
             target: "x86_64-unknown-linux-gnu".into(),
+            target_flag: true,
             profile: "dev".into(),
             command: CargoCommand::Test,
         }

@@ -182,3 +182,125 @@ impl Report {
         report
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use wharf_matrix::{Cell, Command};
+
+    use super::*;
+    use crate::TestResult;
+
+    fn cell(features: &str, outcome: Outcome, tests: Vec<TestResult>) -> CellResult {
+        let cell = Cell {
+            package: "p".into(),
+            features: vec![features.into()],
+            no_default_features: true,
+            toolchain: "stable".into(),
+            target: "x86_64-unknown-linux-gnu".into(),
+            target_flag: true,
+            profile: "dev".into(),
+            command: Command::Test,
+        };
+        CellResult {
+            id: cell.id(),
+            command: cell.argv().join(" "),
+            reproduce: (!outcome.ok()).then(|| cell.argv().join(" ")),
+            message: (outcome == Outcome::TimedOut).then(|| "timed out after 9 s".into()),
+            cell,
+            outcome,
+            seconds: 1.5,
+            log: PathBuf::from(format!("logs/{features}.log")),
+            tests,
+        }
+    }
+
+    fn test(name: &str, status: TestStatus, attempts: u32) -> TestResult {
+        TestResult {
+            binary: "src/lib.rs".into(),
+            name: name.into(),
+            status,
+            attempts,
+        }
+    }
+
+    fn report() -> Report {
+        Report {
+            harness: Harness::Cargo,
+            seconds: 4.0,
+            cells: vec![
+                cell(
+                    "a",
+                    Outcome::Flaky,
+                    vec![
+                        test("ok", TestStatus::Passed, 1),
+                        test("flaky", TestStatus::Flaky, 2),
+                    ],
+                ),
+                cell("b", Outcome::TimedOut, vec![]),
+                cell(
+                    "c",
+                    Outcome::Failed,
+                    vec![test("broken", TestStatus::Failed, 3)],
+                ),
+                cell("d", Outcome::NotRun, vec![]),
+            ],
+        }
+    }
+
+    #[test]
+    fn table_counts_tests_and_cells() {
+        let report = report();
+        assert!(!report.passed());
+        let table = report.table();
+        let rows: Vec<&str> = table.lines().collect();
+        assert_eq!(rows.len(), 6, "{table}");
+        assert!(
+            rows[1].starts_with("FLAKY         1      0      1"),
+            "{table}"
+        );
+        assert!(rows[5].starts_with("4 cells, 1 flaky, 1 fail, 1 timeout, 1 not run"));
+        let problems = report.problems();
+        assert!(problems.contains("src/lib.rs flaky failed, then passed on attempt 2"));
+        assert!(problems.contains("TIMEOUT p/b/"), "{problems}");
+        assert!(problems.contains("src/lib.rs broken failed 3 of 3 attempts"));
+        assert!(problems.contains("reproduce: cargo +stable test -p p"));
+    }
+
+    #[test]
+    fn junit_marks_flaky_runs_reruns_and_cell_errors() {
+        let xml = report().junit().to_string().unwrap();
+        let parsed = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+        let suites = &parsed.test_suites;
+        assert_eq!(suites.len(), 4);
+        // Flaky: a success carrying one failed run.
+        match &suites[0].test_cases[1].status {
+            TestCaseStatus::Success { flaky_runs } => assert_eq!(flaky_runs.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        // Timed out, no test failed: the cell itself is an error case.
+        assert_eq!(suites[1].test_cases[0].name.as_str(), "(cell)");
+        assert!(matches!(
+            suites[1].test_cases[0].status,
+            TestCaseStatus::NonSuccess {
+                kind: NonSuccessKind::Error,
+                ..
+            }
+        ));
+        // Failed on all three attempts: a failure with two reruns.
+        match &suites[2].test_cases[0].status {
+            TestCaseStatus::NonSuccess { kind, reruns, .. } => {
+                assert_eq!(*kind, NonSuccessKind::Failure);
+                assert_eq!(reruns.runs.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            suites[3].test_cases[0].status,
+            TestCaseStatus::Skipped { .. }
+        ));
+        assert_eq!(parsed.failures, 1);
+        assert_eq!(parsed.errors, 1);
+    }
+}

@@ -105,6 +105,10 @@ pub use shard::{Shard, ShardError, shard};
 
 use features::Catalog;
 
+fn yes() -> bool {
+    true
+}
+
 /// The toolchain name that stands for each package's `rust-version`.
 pub const MSRV: &str = "msrv";
 
@@ -193,6 +197,13 @@ pub struct Cell {
     /// Resolved: `msrv` is already the version, e.g. `1.85.0`.
     pub toolchain: String,
     pub target: String,
+    /// Whether [`Cell::argv`] passes `--target`: true when the target came from
+    /// `[matrix] targets` or an include, false for the default (the host). Without
+    /// `--target` cargo builds into its usual directories, so the cell shares artifacts
+    /// with plain `cargo test` instead of building every dependency again under
+    /// `target/<triple>/`.
+    #[serde(default = "yes")]
+    pub target_flag: bool,
     pub profile: String,
     pub command: Command,
 }
@@ -236,12 +247,17 @@ impl Cell {
             argv.push("--features".into());
             argv.push(self.features.join(","));
         }
+        // --target and --profile last; --target is dropped below for the default host.
         argv.extend([
             "--target".into(),
             self.target.clone(),
             "--profile".into(),
             self.profile.clone(),
         ]);
+        if !self.target_flag {
+            let at = argv.len() - 4;
+            argv.drain(at..at + 2);
+        }
         argv
     }
 }
@@ -371,6 +387,7 @@ pub fn plan(config: &Config, packages: &[PackageInfo], host: &str) -> Result<Pla
                             no_default_features: set.no_default_features,
                             toolchain: resolved.clone().unwrap_or_else(|_| toolchain.clone()),
                             target: target.clone(),
+                            target_flag: !config.targets.is_empty(),
                             profile: profile.clone(),
                             command: config.command,
                         };
@@ -405,6 +422,7 @@ pub fn plan(config: &Config, packages: &[PackageInfo], host: &str) -> Result<Pla
             no_default_features: set.no_default_features,
             toolchain: resolve_toolchain(toolchain, info)?,
             target: include.target.clone().unwrap_or_else(|| targets[0].clone()),
+            target_flag: include.target.is_some() || !config.targets.is_empty(),
             profile: include
                 .profile
                 .clone()

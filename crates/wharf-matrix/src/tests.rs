@@ -54,7 +54,7 @@ fn default_config_is_one_cell_per_package_sorted_by_name() {
     );
     assert_eq!(
         plan.cells[0].argv().join(" "),
-        "cargo +stable test -p wharf-oci --target x86_64-unknown-linux-gnu --profile dev"
+        "cargo +stable test -p wharf-oci --profile dev"
     );
 }
 
@@ -66,6 +66,7 @@ fn argv_reproduces_the_cell() {
         no_default_features: true,
         toolchain: "nightly".into(),
         target: "aarch64-unknown-linux-gnu".into(),
+        target_flag: true,
         profile: "release".into(),
         command: Command::Clippy,
     };
@@ -142,7 +143,7 @@ fn each_is_no_features_each_feature_and_default() {
     assert_eq!(labels(&plan), ["no-default", "a", "b", "default"]);
     assert_eq!(
         plan.cells[3].argv().join(" "),
-        "cargo +stable test -p p --target x86_64-unknown-linux-gnu --profile dev"
+        "cargo +stable test -p p --profile dev"
     );
 }
 
@@ -440,9 +441,9 @@ fn dry_run_listing_and_json() {
         plan.to_string(),
         "2 cells
   wharf-tag/no-default/stable/x86_64-unknown-linux-gnu/dev
-      cargo +stable check -p wharf-tag --no-default-features --target x86_64-unknown-linux-gnu --profile dev
+      cargo +stable check -p wharf-tag --no-default-features --profile dev
   wharf-tag/a/stable/x86_64-unknown-linux-gnu/dev
-      cargo +stable check -p wharf-tag --no-default-features --features a --target x86_64-unknown-linux-gnu --profile dev
+      cargo +stable check -p wharf-tag --no-default-features --features a --profile dev
 "
     );
     let json = serde_json::to_value(&plan).unwrap();
@@ -455,10 +456,11 @@ fn dry_run_listing_and_json() {
             "no_default_features": true,
             "toolchain": "stable",
             "target": "x86_64-unknown-linux-gnu",
+            "target_flag": false,
             "profile": "dev",
             "command": "check",
             "argv": ["cargo", "+stable", "check", "-p", "wharf-tag", "--no-default-features",
-                     "--features", "a", "--target", "x86_64-unknown-linux-gnu", "--profile", "dev"],
+                     "--features", "a", "--profile", "dev"],
         })
     );
 }

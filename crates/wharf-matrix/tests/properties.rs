@@ -18,6 +18,7 @@ fn synthetic_plan(len: usize) -> Plan {
                 no_default_features: false,
                 toolchain: "stable".into(),
                 target: HOST.into(),
+                target_flag: true,
                 profile: "dev".into(),
                 command: Command::Test,
             })

@@ -13,6 +13,10 @@
 //!   licenses only (`MIT OR GPL-3.0` passes if MIT is allowed); a denied license can never
 //!   be chosen; a package with no license fails when an allow list is set;
 //! - warnings (unmaintained, unsound, notice) fail only with `fail_on_warnings`.
+//!
+//! The license rule needs the `licenses` feature (default, brings the `spdx` crate).
+//! Without it, license lists in a policy fail the gate for every package instead of being
+//! ignored: a gate that was configured must never pass unchecked.
 
 use std::fmt;
 
@@ -272,6 +276,20 @@ fn license_problem(lists: &Licenses, expression: Option<&str>) -> Option<String>
         return (!lists.allow.is_empty())
             .then(|| "no license declared, and an allow list is set".to_string());
     };
+    expression_problem(lists, expression)
+}
+
+#[cfg(not(feature = "licenses"))]
+fn expression_problem(_: &Licenses, _: &str) -> Option<String> {
+    Some(
+        "license lists are set, but wharf-policy was built without its `licenses` feature \
+         (hint: enable it, or remove the license lists)"
+            .to_string(),
+    )
+}
+
+#[cfg(feature = "licenses")]
+fn expression_problem(lists: &Licenses, expression: &str) -> Option<String> {
     let parsed = match spdx::Expression::parse_mode(expression, spdx::ParseMode::LAX) {
         Ok(parsed) => parsed,
         Err(e) => return Some(format!("not a valid SPDX expression ({e})")),

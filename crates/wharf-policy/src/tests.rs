@@ -141,6 +141,23 @@ fn package(name: &str, license: Option<&str>) -> PackageLicense {
     }
 }
 
+#[cfg(not(feature = "licenses"))]
+#[test]
+fn without_the_licenses_feature_license_lists_fail_the_gate() {
+    let packages = [
+        package("dual", Some("MIT OR Apache-2.0")),
+        package("none", None),
+    ];
+    let config = policy("[licenses]\nallow = ['MIT']");
+    let gate = evaluate(&config, date(TODAY), &[], &packages);
+    assert_eq!(ids(&gate), ["license:dual", "license:none"]);
+    let text = gate.violations[0].to_string();
+    assert!(text.contains("without its `licenses` feature"), "{text}");
+    // No lists: nothing to check, with or without the feature.
+    assert!(evaluate(&policy(""), date(TODAY), &[], &packages).passed());
+}
+
+#[cfg(feature = "licenses")]
 #[test]
 fn licenses_pass_when_some_choice_is_allowed_and_none_denied() {
     let packages = [
