@@ -332,6 +332,34 @@ fn cells_of_two_toolchains_share_a_target_dir_without_rebuilding() {
     }
 }
 
+/// A cell whose build fails is failed, shows the compiler's error, and is not retried.
+#[test]
+fn a_build_failure_fails_the_cell_with_the_compiler_error() {
+    if !require_toolchains() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wharf.toml");
+    std::fs::write(
+        &config,
+        "[matrix]\nrunner = \"cargo\"\n[[matrix.packages]]\nname = \"matrix-fixture\"\n\
+         features = { mode = \"sets\", sets = [[\"a\", \"uncompilable\"]] }\n",
+    )
+    .unwrap();
+    let out = matrix(dir.path(), &config, &[], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = report(&out);
+    let cell = &report["cells"][0];
+    assert_eq!(cell["outcome"], "failed", "{cell}");
+    assert_eq!(cell["tests"].as_array().unwrap().len(), 0, "{cell}");
+    let message = cell["message"].as_str().unwrap();
+    assert!(message.contains("fails on purpose"), "{message}");
+    let reproduce = cell["reproduce"].as_str().unwrap();
+    assert!(!reproduce.contains("--exact"), "{reproduce}");
+    let log = std::fs::read_to_string(cell["log"].as_str().unwrap()).unwrap();
+    assert_eq!(log.matches("==> ").count(), 1, "never retried:\n{log}");
+}
+
 /// `--dry-run --json` lists each cell with package, features, toolchain and target, and
 /// the shards of `--shard K/N` together are the whole plan, each cell once.
 #[test]

@@ -33,7 +33,7 @@ mod report;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{Seek, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -533,24 +533,7 @@ fn run_cell(cell: &Cell, context: &CellContext<'_>) -> Result<CellResult, Error>
     let succeeded = match exit {
         process::Exit::Exited(status) => status.success(),
         process::Exit::TimedOut | process::Exit::Cancelled => {
-            result.outcome = if matches!(exit, process::Exit::TimedOut) {
-                Outcome::TimedOut
-            } else {
-                Outcome::NotRun
-            };
-            result.message = Some(format!(
-                "{} after {:.0} s; the cell's processes were killed\n{}",
-                if result.outcome == Outcome::TimedOut {
-                    "timed out"
-                } else {
-                    "cancelled"
-                },
-                started.elapsed().as_secs_f64(),
-                log_tail(&context.log)
-            ));
-            result.reproduce = Some(quote(&argv));
-            result.seconds = started.elapsed().as_secs_f64();
-            return Ok(result);
+            return Ok(stopped(result, &exit, started, &argv, &context.log));
         }
     };
 
@@ -621,36 +604,29 @@ fn run_cell(cell: &Cell, context: &CellContext<'_>) -> Result<CellResult, Error>
                     }
                 }
                 if !matches!(exit, process::Exit::Exited(_)) {
-                    result.outcome = if matches!(exit, process::Exit::TimedOut) {
-                        Outcome::TimedOut
-                    } else {
-                        Outcome::NotRun
-                    };
-                    result.message = Some(format!(
-                        "timed out after {:.0} s while retrying; the cell's processes were killed",
-                        started.elapsed().as_secs_f64()
-                    ));
-                    result.reproduce = Some(quote(&retry));
-                    result.seconds = started.elapsed().as_secs_f64();
-                    return Ok(result);
+                    return Ok(stopped(result, &exit, started, &retry, &context.log));
                 }
             }
         }
     }
 
     let failed = failing_names(&result.tests);
+    let flaky = result.count(TestStatus::Flaky) > 0;
     result.outcome = if !failed.is_empty() {
         Outcome::Failed
-    } else if !succeeded && options.harness == Harness::Nextest {
-        // nextest exits non-zero after flaky tests only when told to; anything else
-        // with no failing test is a build failure.
-        Outcome::Failed
-    } else if !succeeded && result.count(TestStatus::Flaky) == 0 {
-        Outcome::Failed
-    } else if result.count(TestStatus::Flaky) > 0 {
-        Outcome::Flaky
+    } else if succeeded || (flaky && options.harness == Harness::Cargo) {
+        // cargo exits non-zero for the first attempt's failures even when every one of
+        // them passed on a retry; nextest exits zero after flaky tests, so a non-zero
+        // exit with no failing test there is a build failure.
+        if flaky {
+            Outcome::Flaky
+        } else {
+            Outcome::Passed
+        }
     } else {
-        Outcome::Passed
+        // Non-zero with no failing test: the build failed (or a test binary crashed
+        // before libtest printed a result).
+        Outcome::Failed
     };
     if result.outcome == Outcome::Failed {
         let mut reproduce = argv.clone();
@@ -667,6 +643,29 @@ fn run_cell(cell: &Cell, context: &CellContext<'_>) -> Result<CellResult, Error>
     }
     result.seconds = started.elapsed().as_secs_f64();
     Ok(result)
+}
+
+/// `result` of a cell whose deadline passed, or that was cancelled, while `argv` ran.
+fn stopped(
+    mut result: CellResult,
+    exit: &process::Exit,
+    started: Instant,
+    argv: &[String],
+    log: &Path,
+) -> CellResult {
+    let (outcome, what) = match exit {
+        process::Exit::TimedOut => (Outcome::TimedOut, "timed out"),
+        _ => (Outcome::NotRun, "cancelled"),
+    };
+    result.outcome = outcome;
+    result.seconds = started.elapsed().as_secs_f64();
+    result.message = Some(format!(
+        "{what} after {:.0} s; the cell's processes were killed\n{}",
+        result.seconds,
+        log_tail(log)
+    ));
+    result.reproduce = Some(quote(argv));
+    result
 }
 
 /// Names of the tests that failed (deduplicated: one name may fail in two binaries).
@@ -702,16 +701,13 @@ fn command(argv: &[String], context: &CellContext<'_>) -> Command {
 
 /// The test lines of the log after byte `from`, and where the log ends now.
 fn read_results(path: &Path, from: u64) -> Result<(Vec<libtest::Line>, u64), Error> {
-    let io = |source| Error::Io {
+    let bytes = fs::read(path).map_err(|source| Error::Io {
         action: "reading",
         path: path.to_path_buf(),
         source,
-    };
-    let mut file = File::open(path).map_err(io)?;
-    let end = file.seek(std::io::SeekFrom::End(0)).map_err(io)?;
-    let bytes = fs::read(path).map_err(io)?;
+    })?;
     let text = String::from_utf8_lossy(&bytes[(from as usize).min(bytes.len())..]);
-    Ok((libtest::parse(&text), end))
+    Ok((libtest::parse(&text), bytes.len() as u64))
 }
 
 /// The last lines of a log, for messages: enough to show a compiler error.
