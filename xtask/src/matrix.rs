@@ -102,15 +102,6 @@ pub fn run(args: Args) -> Result<()> {
         cells = plan::shard(&plan::Plan { cells }, shard);
     }
     let plan = plan::Plan { cells };
-    if args.dry_run {
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&plan)?);
-        } else {
-            print!("{plan}");
-        }
-        return Ok(());
-    }
-
     let runner = match args.runner {
         None => config.runner,
         Some(RunnerArg::Auto) => plan::Runner::Auto,
@@ -118,6 +109,25 @@ pub fn run(args: Args) -> Result<()> {
         Some(RunnerArg::Nextest) => plan::Runner::Nextest,
     };
     let harness = Harness::choose(runner, config.command).map_err(|e| UsageError(e.into()))?;
+    if args.dry_run {
+        if args.json {
+            // `argv` in the JSON is cargo's form of each cell (wharf-matrix's plan).
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            // What will run, with the runner that will run it.
+            let n = plan.cells.len();
+            println!(
+                "{n} cell{}, run by {}",
+                if n == 1 { "" } else { "s" },
+                harness.name()
+            );
+            for cell in &plan.cells {
+                println!("  {}\n      {}", cell.id(), harness.command_line(cell));
+            }
+        }
+        return Ok(());
+    }
+
     let mut options = Options::new(&root, harness);
     options.jobs = args.jobs.or(config.jobs).unwrap_or(options.jobs).max(1);
     options.retries = args.retries.unwrap_or(config.retries);
@@ -192,10 +202,7 @@ fn run_plan(plan: &plan::Plan, mut options: Options, junit: &Path, json: bool) -
         "==> matrix: {} cells, {} at once, {} ({}), logs in {}",
         plan.cells.len(),
         options.jobs.min(plan.cells.len()),
-        match options.harness {
-            Harness::Cargo => "cargo",
-            Harness::Nextest => "cargo nextest",
-        },
+        options.harness.name(),
         if options.retries == 0 {
             "no retries".to_string()
         } else {

@@ -80,6 +80,19 @@ impl Harness {
         }
     }
 
+    /// `cargo test` or `cargo nextest`, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Harness::Cargo => "cargo test",
+            Harness::Nextest => "cargo nextest",
+        }
+    }
+
+    /// [`Harness::argv`], shell-quoted: what to paste into a terminal.
+    pub fn command_line(self, cell: &Cell) -> String {
+        quote(&self.argv(cell))
+    }
+
     /// The command line that runs `cell` locally, as a person would type it.
     pub fn argv(self, cell: &Cell) -> Vec<String> {
         let mut argv = cell.argv();
@@ -452,7 +465,7 @@ fn not_run(cell: &Cell, harness: Harness) -> CellResult {
         cell: cell.clone(),
         outcome: Outcome::NotRun,
         seconds: 0.0,
-        command: quote(&harness.argv(cell)),
+        command: harness.command_line(cell),
         reproduce: None,
         message: None,
         log: PathBuf::new(),
