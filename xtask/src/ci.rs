@@ -30,6 +30,7 @@ struct Report {
     image: Option<image::ImageOutcome>,
     push: Option<wharf::pipeline::copy::CopyReport>,
     scan: Option<wharf::pipeline::scan::ScanOutcome>,
+    matrix: Option<wharf::matrix_run::Report>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -55,6 +56,7 @@ pub fn run(args: Args) -> Result<()> {
         image: None,
         push: None,
         scan: None,
+        matrix: None,
     };
     let mut failure = None;
     let mut scanned = None;
@@ -71,7 +73,9 @@ pub fn run(args: Args) -> Result<()> {
                 report.image = Some(outcome);
                 Ok(())
             }),
-            ci::Step::Matrix { .. } => crate::matrix::ci_step(),
+            ci::Step::Matrix { .. } => crate::matrix::ci_step().map(|matrix| {
+                report.matrix = Some(matrix);
+            }),
             ci::Step::Scan { .. } => crate::scan::ci_step().map(|(outcome, plan)| {
                 report.scan = Some(outcome);
                 scanned = Some(plan);

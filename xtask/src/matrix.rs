@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use wharf::matrix::{self as plan, Shard};
-use wharf::matrix_run::{self as runner, Event, Harness, Options, Outcome};
+use wharf::matrix_run::{self as runner, Event, Harness, Options, Outcome, Report};
 use wharf::pipeline::Config;
 
 use crate::scan::write_atomically;
@@ -141,11 +141,19 @@ pub fn run(args: Args) -> Result<()> {
         .junit
         .clone()
         .unwrap_or_else(|| options.out_dir.join("junit.xml"));
-    run_plan(&plan, options, &junit, args.json)
+    let report = execute(&plan, options, &junit)?;
+    if args.json {
+        eprint!("{}", summary(&report));
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", summary(&report));
+    }
+    verdict(&report)
 }
 
-/// The `matrix` step of `cargo xtask ci`: this repository's `[matrix]`, every cell.
-pub fn ci_step() -> Result<()> {
+/// The `matrix` step of `cargo xtask ci`: this repository's `[matrix]`, every cell. The
+/// summary goes to stderr (stdout is `ci --json`'s).
+pub fn ci_step() -> Result<Report> {
     let root = workspace_root();
     let config = matrix_config(&root.join("pipelines/wharf.toml"))?;
     let cells = planned(&root, &config)?;
@@ -155,7 +163,10 @@ pub fn ci_step() -> Result<()> {
     options.retries = config.retries;
     options.timeout = Duration::from_secs(config.timeout_secs);
     let junit = options.out_dir.join("junit.xml");
-    run_plan(&plan::Plan { cells }, options, &junit, false)
+    let report = execute(&plan::Plan { cells }, options, &junit)?;
+    eprint!("{}", summary(&report));
+    verdict(&report)?;
+    Ok(report)
 }
 
 /// `[matrix]` of the pipeline config; a config without one gets the defaults (every
@@ -184,7 +195,9 @@ fn planned(root: &Path, config: &plan::Config) -> Result<Vec<plan::Cell>> {
     Ok(plan.cells)
 }
 
-fn run_plan(plan: &plan::Plan, mut options: Options, junit: &Path, json: bool) -> Result<()> {
+/// Runs the cells with progress on stderr, writes `junit.xml` and `report.json`, and
+/// returns the report; an interrupted run is an error.
+fn execute(plan: &plan::Plan, mut options: Options, junit: &Path) -> Result<Report> {
     if plan.cells.is_empty() {
         bail!("the matrix has no cells (every cell excluded, or an empty shard)");
     }
@@ -232,19 +245,25 @@ fn run_plan(plan: &plan::Plan, mut options: Options, junit: &Path, json: bool) -
     let xml = report.junit().to_string().context("writing JUnit XML")?;
     write_atomically(junit, xml.as_bytes())?;
     let json_path = options.out_dir.join("report.json");
-    let report_json = serde_json::to_string_pretty(&report)?;
-    write_atomically(&json_path, report_json.as_bytes())?;
-    let summary = format!("{}{}", report.table(), report.problems());
-    if json {
-        eprint!("{summary}");
-        println!("{report_json}");
-    } else {
-        print!("{summary}");
-    }
+    write_atomically(
+        &json_path,
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
     eprintln!("JUnit: {}; JSON: {}", junit.display(), json_path.display());
     if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+        eprint!("{}", summary(&report));
         bail!("interrupted; the cells that were running were killed");
     }
+    Ok(report)
+}
+
+/// The table, then each problem with its reproduce command.
+fn summary(report: &Report) -> String {
+    format!("{}{}", report.table(), report.problems())
+}
+
+/// Exit status of a finished run: an error when a cell failed or timed out.
+fn verdict(report: &Report) -> Result<()> {
     if !report.passed() {
         let failed = report.count(Outcome::Failed) + report.count(Outcome::TimedOut);
         bail!(
