@@ -111,8 +111,16 @@ pub fn run(args: Args) -> Result<()> {
     let harness = Harness::choose(runner, config.command).map_err(|e| UsageError(e.into()))?;
     if args.dry_run {
         if args.json {
-            // `argv` in the JSON is cargo's form of each cell (wharf-matrix's plan).
-            println!("{}", serde_json::to_string_pretty(&plan)?);
+            // The plan's JSON (`argv` is cargo's form of each cell), plus the runner and
+            // the command line each cell will actually run with it.
+            let mut value = serde_json::to_value(&plan)?;
+            if let Some(cells) = value["cells"].as_array_mut() {
+                for (json, cell) in cells.iter_mut().zip(&plan.cells) {
+                    json["command_line"] = harness.command_line(cell).into();
+                }
+            }
+            value["runner"] = harness.name().into();
+            println!("{}", serde_json::to_string_pretty(&value)?);
         } else {
             // What will run, with the runner that will run it.
             let n = plan.cells.len();

@@ -382,6 +382,9 @@ fn dry_run_json_and_shards_cover_the_plan() {
                 for key in ["package", "features", "toolchain", "target"] {
                     assert!(!c[key].is_null(), "{key} missing in {c}");
                 }
+                let line = c["command_line"].as_str().unwrap();
+                assert!(line.starts_with("cargo +"), "{line}");
+                assert!(line.contains(&format!("-p {}", c["package"].as_str().unwrap())));
                 c["id"].as_str().unwrap().to_string()
             })
             .collect()
