@@ -363,7 +363,9 @@ pub fn run(
     fs::create_dir_all(&logs).map_err(io("creating", &logs))?;
     let jobs = options.jobs.clamp(1, cells.len().max(1));
     // cargo counts the token it holds implicitly as one job, so n - 1 tokens let one
-    // compiling cell use n cores, and two use n + 1 between them at worst.
+    // compiling cell use n cores, and two use n + 1 between them at worst. A cell killed
+    // while its rustc processes hold tokens loses them for the rest of the run; the
+    // implicit token keeps every later cell building, only with less parallelism.
     let jobserver = jobserver::Client::new(options.cpus.saturating_sub(1).max(1))
         .map_err(io("creating a jobserver in", &options.out_dir))?;
     let test_threads = (options.cpus / jobs).max(1);
