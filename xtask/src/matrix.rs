@@ -91,11 +91,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut cells = planned(&root, &config)?;
 
     if let Some(Emit::GithubMatrix) = args.emit {
-        println!(
-            "{}",
-            serde_json::to_string(&plan::github_matrix(&plan::Plan { cells }, args.shards))?
-        );
-        return Ok(());
+        let matrix = plan::github_matrix(&plan::Plan { cells }, args.shards);
+        return stdout(&format!("{}\n", serde_json::to_string(&matrix)?));
     }
     if let Some(shard) = &args.shard {
         let shard = Shard::parse(shard).map_err(|e| UsageError(e.into()))?;
@@ -120,20 +117,19 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
             value["runner"] = harness.name().into();
-            println!("{}", serde_json::to_string_pretty(&value)?);
-        } else {
-            // What will run, with the runner that will run it.
-            let n = plan.cells.len();
-            println!(
-                "{n} cell{}, run by {}",
-                if n == 1 { "" } else { "s" },
-                harness.name()
-            );
-            for cell in &plan.cells {
-                println!("  {}\n      {}", cell.id(), harness.command_line(cell));
-            }
+            return stdout(&format!("{}\n", serde_json::to_string_pretty(&value)?));
         }
-        return Ok(());
+        // What will run, with the runner that will run it.
+        let n = plan.cells.len();
+        let mut text = format!(
+            "{n} cell{}, run by {}\n",
+            if n == 1 { "" } else { "s" },
+            harness.name()
+        );
+        for cell in &plan.cells {
+            text += &format!("  {}\n      {}\n", cell.id(), harness.command_line(cell));
+        }
+        return stdout(&text);
     }
 
     let mut options = Options::new(&root, harness);
@@ -152,11 +148,23 @@ pub fn run(args: Args) -> Result<()> {
     let report = execute(&plan, options, &junit)?;
     if args.json {
         eprint!("{}", summary(&report));
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print!("{}", summary(&report));
+        stdout(&summary(&report))?;
     }
     verdict(&report)
+}
+
+/// Writes `text` to stdout. A reader that stopped early (`| head`) is not an error:
+/// print! would panic there. (Restoring SIGPIPE's default instead would also kill the
+/// registry client when a server resets a connection.)
+fn stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
+    }
 }
 
 /// The `matrix` step of `cargo xtask ci`: this repository's `[matrix]`, every cell. The

@@ -403,3 +403,26 @@ fn dry_run_json_and_shards_cover_the_plan() {
         "a dry run builds nothing"
     );
 }
+
+/// `cargo xtask matrix --dry-run | head -1`: the reader goes away early, and the listing
+/// ends quietly instead of with a panic.
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    let mut child = Command::new(xtask_binary())
+        .args(["matrix", "--dry-run", "--workspace"])
+        .arg(fixture())
+        .arg("--config")
+        .arg(fixture().join("pipelines/failing.toml"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before xtask has planned (that runs cargo metadata), so its first write
+    // meets a pipe with no reader.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
