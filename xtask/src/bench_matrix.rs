@@ -9,8 +9,8 @@
 //! - wharf: `wharf_matrix_run::run` with the cargo runner (what cargo-hack and the serial
 //!   loop run too: `cargo test`), all cells at once up to the core count, one jobserver.
 //! - serial: each cell's own command (`Cell::argv`), one after another.
-//! - cargo-hack: `cargo hack test --each-feature` without the fixture's `flaky`, `broken`
-//!   and `hang` features, against wharf with `mode = "each"` and the same features skipped.
+//! - cargo-hack: `cargo hack test --each-feature` without the fixture's `flaky`, `broken`,
+//!   `hang` and `uncompilable` features, against wharf with `mode = "each"` and the same skipped.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -74,7 +74,7 @@ pub fn run(args: Args) -> Result<()> {
         &fixture,
         &packages,
         &host,
-        "features = { mode = \"each\", skip = [\"flaky\", \"broken\", \"hang\"] }",
+        "features = { mode = \"each\", skip = [\"flaky\", \"broken\", \"hang\", \"uncompilable\"] }",
     )?;
     let mut wharf_each = Vec::new();
     let mut hack = Vec::new();
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> Result<()> {
     let (w, h) = (median(&mut wharf_each), median(&mut hack));
     println!(
         "\neach feature ({} cells: {}), vs cargo hack test --each-feature \
-         --exclude-features flaky,broken,hang:",
+         --exclude-features flaky,broken,hang,uncompilable:",
         each.len(),
         each.iter()
             .map(|c| c.feature_set().label())
@@ -105,28 +105,18 @@ fn plan_of(
     host: &str,
     features: &str,
 ) -> Result<Vec<Cell>> {
+    let path = fixture.join("pipelines/wharf.toml");
     let config = if features.is_empty() {
-        let path = fixture.join("pipelines/wharf.toml");
-        let text = std::fs::read_to_string(&path)?;
-        wharf::pipeline::Config::parse(&text, &path)?
-            .matrix
-            .context("the fixture's pipelines/wharf.toml has a [matrix]")?
+        wharf::pipeline::Config::load_file(&path)?
     } else {
-        let text =
-            format!("runner = \"cargo\"\n[[packages]]\nname = \"matrix-fixture\"\n{features}\n");
-        toml_matrix(&text)?
-    };
+        let text = format!(
+            "[matrix]\nrunner = \"cargo\"\n[[matrix.packages]]\nname = \"matrix-fixture\"\n{features}\n"
+        );
+        wharf::pipeline::Config::parse(&text, Path::new("bench-matrix"))?
+    }
+    .matrix
+    .context("a [matrix] section")?;
     Ok(plan::plan(&config, packages, host)?.cells)
-}
-
-fn toml_matrix(text: &str) -> Result<plan::Config> {
-    let text = format!(
-        "[matrix]\n{}",
-        text.replace("[[packages]]", "[[matrix.packages]]")
-    );
-    wharf::pipeline::Config::parse(&text, Path::new("bench-matrix"))?
-        .matrix
-        .context("[matrix]")
 }
 
 fn time_wharf(fixture: &Path, cells: &[Cell], target: &Path) -> Result<Duration> {
@@ -160,7 +150,7 @@ fn time_hack(fixture: &Path, target: &Path) -> Result<Duration> {
             "test",
             "--each-feature",
             "--exclude-features",
-            "flaky,broken,hang",
+            "flaky,broken,hang,uncompilable",
         ]),
         fixture,
         target,
