@@ -132,10 +132,16 @@ pub fn run(args: Args) -> Result<()> {
         return stdout(&text);
     }
 
-    let mut options = Options::new(&root, harness);
-    options.jobs = args.jobs.or(config.jobs).unwrap_or(options.jobs).max(1);
-    options.retries = args.retries.unwrap_or(config.retries);
-    options.timeout = Duration::from_secs(args.timeout.unwrap_or(config.timeout_secs));
+    let mut options = options(&root, harness, &config);
+    if let Some(jobs) = args.jobs {
+        options.jobs = jobs.max(1);
+    }
+    if let Some(retries) = args.retries {
+        options.retries = retries;
+    }
+    if let Some(secs) = args.timeout {
+        options.timeout = Duration::from_secs(secs);
+    }
     options.fail_fast = args.fail_fast;
     options.target_dir = args.target_dir.clone();
     if let Some(dir) = &args.out_dir {
@@ -174,10 +180,7 @@ pub fn ci_step() -> Result<Report> {
     let config = matrix_config(&root.join("pipelines/wharf.toml"))?;
     let cells = planned(&root, &config)?;
     let harness = Harness::choose(config.runner, config.command)?;
-    let mut options = Options::new(&root, harness);
-    options.jobs = config.jobs.unwrap_or(options.jobs).max(1);
-    options.retries = config.retries;
-    options.timeout = Duration::from_secs(config.timeout_secs);
+    let options = options(&root, harness, &config);
     let junit = options.out_dir.join("junit.xml");
     let report = execute(&plan::Plan { cells }, options, &junit)?;
     eprint!("{}", summary(&report));
@@ -188,18 +191,17 @@ pub fn ci_step() -> Result<Report> {
 /// `[matrix]` of the pipeline config; a config without one gets the defaults (every
 /// package, default features, stable).
 fn matrix_config(path: &Path) -> Result<plan::Config> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(UsageError(
-                anyhow::Error::new(e).context(format!("reading {}", path.display())),
-            )
-            .into());
-        }
-    };
-    let config = Config::parse(&text, path).map_err(|e| UsageError(e.into()))?;
+    let config = Config::load_file(path).map_err(|e| UsageError(e.into()))?;
     Ok(config.matrix.unwrap_or_default())
+}
+
+/// Run options from `[matrix]`, before any command-line override.
+fn options(root: &Path, harness: Harness, config: &plan::Config) -> Options {
+    let mut options = Options::new(root, harness);
+    options.jobs = config.jobs.unwrap_or(options.jobs).max(1);
+    options.retries = config.retries;
+    options.timeout = Duration::from_secs(config.timeout_secs);
+    options
 }
 
 /// The cells of `config` for the workspace at `root` (packages from `cargo metadata`).

@@ -480,7 +480,7 @@ fn run_cell(cell: &Cell, context: &CellContext<'_>) -> Result<CellResult, Error>
     let options = context.options;
     let started = Instant::now();
     let deadline = started + options.timeout;
-    let argv = context.options.harness.argv(cell);
+    let argv = options.harness.argv(cell);
     let mut log = File::create(&context.log).map_err(|source| Error::Io {
         action: "creating",
         path: context.log.clone(),

@@ -226,11 +226,18 @@ fn default_test_args() -> Vec<String> {
 impl Config {
     /// Reads `pipelines/wharf.toml` under `root`, or the defaults if there is none.
     pub fn load(root: &Path) -> Result<Config, ConfigError> {
-        let path = root.join(CONFIG_PATH);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Config::parse(&text, &path),
+        Config::load_file(&root.join(CONFIG_PATH))
+    }
+
+    /// Reads the config file at `path`, or the defaults if there is none.
+    pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(source) => Err(ConfigError::Read { path, source }),
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
