@@ -14,6 +14,9 @@ pub struct Args {
     /// Print one JSON object with each step's result (and the image) on stdout.
     #[arg(long)]
     json: bool,
+    /// Never fetch or update the advisory database (also: CARGO_NET_OFFLINE=true).
+    #[arg(long)]
+    offline: bool,
 }
 
 #[derive(Serialize)]
@@ -58,6 +61,13 @@ pub fn run(args: Args) -> Result<()> {
         scan: None,
         matrix: None,
     };
+    if plan
+        .steps
+        .iter()
+        .any(|step| matches!(step, ci::Step::Scan { .. }))
+    {
+        crate::scan::prepare_db_for_ci(args.offline)?;
+    }
     let mut failure = None;
     let mut scanned = None;
     for step in &plan.steps {

@@ -28,6 +28,10 @@ use clap::{Parser, Subcommand};
     version
 )]
 struct Cli {
+    /// Show debug logs on stderr: each registry request and each process started (-vv:
+    /// trace). RUST_LOG (tracing's env-filter syntax) overrides it. Never shows credentials.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,6 +79,7 @@ impl std::error::Error for UsageError {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     let result = match cli.command {
         Command::Ci(args) => ci::run(args),
         Command::Image(args) => image::run(args),
@@ -102,6 +107,30 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Debug logs to stderr, off unless asked for: `RUST_LOG` (env-filter syntax) wins, else
+/// `-v` shows wharf's debug events and `-vv` its trace events.
+fn init_logging(verbose: u8) {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => directives,
+        _ => match verbose {
+            0 => "warn",
+            1 => "warn,wharf=debug",
+            _ => "warn,wharf=trace",
+        }
+        .to_string(),
+    };
+    // A bad RUST_LOG is the user's to fix, but not worth failing the command for.
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+        eprintln!("warning: ignoring RUST_LOG={filter:?}: {e}");
+        tracing_subscriber::EnvFilter::new("warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 /// The workspace root: xtask lives one level below it.

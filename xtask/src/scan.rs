@@ -52,6 +52,9 @@ pub struct Args {
     /// Print what would be read, and the policy, without scanning.
     #[arg(long)]
     dry_run: bool,
+    /// Never fetch or update the advisory database (also: CARGO_NET_OFFLINE=true).
+    #[arg(long)]
+    offline: bool,
 }
 
 /// The gate said no: exit code 3, so CI can tell "unsafe to ship" from "could not scan".
@@ -90,12 +93,14 @@ pub fn run(args: Args) -> Result<()> {
         db: args.db.clone(),
         image,
         lockfile_only,
+        offline: args.offline,
     };
     let plan = plan(&root, &config, overrides)?;
     if args.dry_run {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(());
     }
+    prepare_db(&plan)?;
     let outcome = scan::run(&plan)?;
     let format = if args.json { Format::Json } else { args.format };
     let text = render(&outcome, &plan, format)?;
@@ -143,9 +148,7 @@ pub fn plan(root: &Path, config: &Config, overrides: Overrides) -> Result<ScanPl
     };
     let today = jiff::Zoned::now().date();
     scan::plan(root, config, overrides, default_image, created, today).map_err(|e| match e {
-        e @ (scan::ScanError::NoDatabase { .. } | scan::ScanError::NoLockfile(_)) => {
-            UsageError(e.into()).into()
-        }
+        e @ scan::ScanError::NoLockfile(_) => UsageError(e.into()).into(),
         e => anyhow::Error::from(e),
     })
 }
@@ -240,13 +243,49 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Fetches the advisory database when it is missing and updates an old git checkout of it
+/// (unless offline); an old copy that could not be updated is a warning, not a failure.
+pub fn prepare_db(plan: &ScanPlan) -> Result<()> {
+    use wharf::advisory_db::Status;
+    let status = scan::ensure_db(plan).map_err(|e| UsageError(e.into()))?;
+    let db = plan.db.display();
+    match &status {
+        Status::Cloned => eprintln!(
+            "==> advisory database: cloned {} into {db}",
+            plan.db_fetch.url
+        ),
+        Status::Updated => eprintln!("==> advisory database: updated {db}"),
+        Status::Stale { .. } => eprintln!("warning: advisory database {db}: {status}"),
+        Status::Fresh | Status::Snapshot => {}
+    }
+    Ok(())
+}
+
+/// Makes the advisory database ready before `cargo xtask ci` starts its steps, so a
+/// missing database fails in seconds rather than after the tests.
+pub fn prepare_db_for_ci(offline: bool) -> Result<()> {
+    let root = workspace_root();
+    let config = Config::load(&root).map_err(|e| UsageError(e.into()))?;
+    let overrides = Overrides {
+        lockfile_only: true,
+        offline,
+        ..Overrides::default()
+    };
+    prepare_db(&plan(&root, &config, overrides)?)
+}
+
 /// The `scan` step of `cargo xtask ci`: scans the image just built, writes every format
 /// under `target/wharf/scan/` (for CI to upload: SARIF to code scanning, the SBOMs as
-/// artifacts), prints the tables to stderr, and fails the step if the gate fails.
+/// artifacts), prints the tables to stderr, and fails the step if the gate fails. The
+/// advisory database was made ready by [`prepare_db_for_ci`]: nothing is fetched here.
 pub fn ci_step() -> Result<(ScanOutcome, ScanPlan)> {
     let root = workspace_root();
     let config = Config::load(&root).map_err(|e| UsageError(e.into()))?;
-    let plan = plan(&root, &config, Overrides::default())?;
+    let overrides = Overrides {
+        offline: true,
+        ..Overrides::default()
+    };
+    let plan = plan(&root, &config, overrides)?;
     eprintln!(
         "==> scan: {} against {}",
         plan.lockfile.display(),

@@ -14,10 +14,41 @@ use wharf::oci::Digest;
 use wharf::pipeline::{Config, Mode, Progress, image};
 use wharf::source::{self, Workspace};
 
-/// True when missing services must fail tests rather than skip them.
+/// True when missing services must fail tests rather than skip them: `CI` or
+/// `WHARF_REQUIRE_SERVICES` set to a true value (`true`, `1`, `yes`, any case).
 pub fn strict() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-        || std::env::var("WHARF_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+    ["CI", "WHARF_REQUIRE_SERVICES"]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|v| is_true(&v)))
+}
+
+fn is_true(value: &str) -> bool {
+    ["true", "1", "yes", "on"]
+        .iter()
+        .any(|t| value.trim().eq_ignore_ascii_case(t))
+}
+
+/// A test cannot run here because `message` (a missing tool or service). Under
+/// [`strict`] that is a failure; elsewhere the test is skipped, loudly: on stderr, and in
+/// the file `WHARF_SKIP_LOG` names, which `pipelines/test.sh` prints in its summary (cargo
+/// hides a passing test's stderr).
+pub fn skip(message: &str) {
+    if strict() {
+        panic!("{message}; CI=true, so this test fails instead of skipping");
+    }
+    eprintln!("SKIPPED: {message}");
+    if let Some(path) = std::env::var_os("WHARF_SKIP_LOG").filter(|p| !p.is_empty()) {
+        use std::io::Write as _;
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("a test")
+            .to_string();
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{test}: {message}"));
+    }
 }
 
 /// Returns `true` if `tool` works (`probe` succeeds). Otherwise panics under CI, or prints
@@ -33,11 +64,9 @@ pub fn require(tool: &str, probe: &[&str], hint: &str) -> bool {
     if ok {
         return true;
     }
-    let message = format!("{tool} is not available ({hint}; `bash pipelines/test.sh` sets it up)");
-    if strict() {
-        panic!("{message}; CI=true, so this test fails instead of skipping");
-    }
-    eprintln!("SKIPPED: {message}");
+    skip(&format!(
+        "{tool} is not available ({hint}; `bash pipelines/test.sh` sets it up)"
+    ));
     false
 }
 
@@ -64,14 +93,10 @@ pub fn advisory_db() -> Option<PathBuf> {
     if db.join("crates").is_dir() {
         return Some(db);
     }
-    let message = format!(
+    skip(&format!(
         "no advisory-db snapshot at {} (a directory copy of https://github.com/rustsec/advisory-db; set WHARF_ADVISORY_DB)",
         db.display()
-    );
-    if strict() {
-        panic!("{message}; CI=true, so this test fails instead of skipping");
-    }
-    eprintln!("SKIPPED: {message}");
+    ));
     None
 }
 
@@ -192,4 +217,17 @@ pub fn xtask_binary() -> PathBuf {
             workspace.target_dir.join("debug").join("xtask")
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn true_values_in_any_case_make_missing_services_fail() {
+        for value in ["true", "True", "TRUE", "1", "yes", "YES", " on "] {
+            assert!(super::is_true(value), "{value:?}");
+        }
+        for value in ["", "0", "false", "no", "off", "maybe"] {
+            assert!(!super::is_true(value), "{value:?}");
+        }
+    }
 }

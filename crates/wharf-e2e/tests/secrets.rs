@@ -1,5 +1,6 @@
-//! Every registry command run with a password set: the password appears nowhere in stdout,
-//! stderr or `--json` output, whether the command succeeds or fails.
+//! Every registry command run with a password set and every log on (`RUST_LOG=trace`): the
+//! password appears nowhere in stdout, stderr or `--json` output, whether the command
+//! succeeds or fails, although the logs show each request.
 
 use std::process::{Command, Output};
 
@@ -15,6 +16,7 @@ fn xtask(args: &[&str], password: &str) -> Output {
         .env("WHARF_REGISTRY_USERNAME", USER)
         .env("WHARF_REGISTRY_PASSWORD", password)
         .env("RUST_BACKTRACE", "1")
+        .env("RUST_LOG", "trace")
         .output()
         .unwrap()
 }
@@ -130,6 +132,14 @@ fn no_command_prints_the_password() {
                 assert!(value.get("digest").is_some(), "{value}");
             }
             assert_clean(&format!("{args:?}"), &out, password);
+            // The logs were on: the requests, with the registry's answer, are in them.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if command[0] == "copy" {
+                assert!(
+                    stderr.contains(&format!("http://{host}/v2/")) && stderr.contains("401"),
+                    "{args:?}: no request in the trace logs:\n{stderr}"
+                );
+            }
             ran += 1;
         }
     }

@@ -100,30 +100,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = File::create(dir.path().join("log")).unwrap();
         let pid_file = dir.path().join("pid");
-        // A shell that starts a long sleep in the background, says its pid, and waits.
-        let mut command = Command::new("sh");
-        command.arg("-c").arg(format!(
-            "sleep 600 & echo $! > {}; wait",
-            pid_file.display()
-        ));
-        let cancel = AtomicBool::new(false);
-        let exit = run(
-            command,
-            &log,
-            Instant::now() + Duration::from_millis(700),
-            &cancel,
-        )
-        .unwrap();
-        assert!(matches!(exit, Exit::TimedOut), "{exit:?}");
-        let pid: i32 = std::fs::read_to_string(&pid_file)
-            .unwrap()
+        // A shell that starts a long sleep in the background, says its pid, and waits. On a
+        // busy machine the deadline may pass before the shell got that far (then there is
+        // no grandchild to check): run it again with a longer deadline, so what the test
+        // checks never depends on the machine's speed.
+        let pid = (0..8)
+            .find_map(|attempt| {
+                let mut command = Command::new("sh");
+                command.arg("-c").arg(format!(
+                    "sleep 600 & echo $! > {}.tmp && mv {0}.tmp {0}; wait",
+                    pid_file.display()
+                ));
+                let deadline = Instant::now() + Duration::from_millis(200 << attempt);
+                let exit = run(command, &log, deadline, &AtomicBool::new(false)).unwrap();
+                assert!(matches!(exit, Exit::TimedOut), "{exit:?}");
+                std::fs::read_to_string(&pid_file).ok()
+            })
+            .expect("the shell never got to start its background sleep")
             .trim()
-            .parse()
+            .parse::<i32>()
             .unwrap();
         // SIGKILL is delivered before kill() returns, but the kernel may take a moment to
-        // tear the process down.
-        let gone = (0..50).any(|_| {
-            thread::sleep(Duration::from_millis(20));
+        // tear the process down: wait for that, up to a generous bound.
+        let gone = (0..1000).any(|_| {
+            thread::sleep(Duration::from_millis(10));
             !alive(pid)
         });
         assert!(

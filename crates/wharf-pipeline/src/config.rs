@@ -59,6 +59,13 @@ pub struct ScanConfig {
     /// `~/.cargo/advisory-db`, where cargo-audit keeps its copy.
     #[serde(default)]
     pub db: Option<PathBuf>,
+    /// The git remote the database is cloned from when missing (default: the RustSec
+    /// repository); `WHARF_ADVISORY_DB_URL` overrides it.
+    #[serde(default)]
+    pub db_url: Option<String>,
+    /// Update a git checkout of the database older than this many hours (default 24).
+    #[serde(default)]
+    pub db_max_age_hours: Option<u64>,
     /// Fail on vulnerabilities of this severity or above (`none`, `low`, `medium`, `high`,
     /// `critical`); default `low`: any vulnerability.
     #[serde(default)]

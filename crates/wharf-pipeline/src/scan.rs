@@ -15,10 +15,9 @@ use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error(
-        "no RustSec advisory database at {path} ({from}); get one with `git clone https://github.com/rustsec/advisory-db {path}`, or point --db, WHARF_ADVISORY_DB or [scan] db at one"
-    )]
-    NoDatabase { path: PathBuf, from: &'static str },
+    /// No advisory database, and none could be fetched.
+    #[error("{0} (location from {1})")]
+    Database(wharf_advisory_db::Error, &'static str),
     #[error("no lockfile at {0} (run `cargo generate-lockfile`, or pass --lockfile PATH)")]
     NoLockfile(PathBuf),
     #[error(transparent)]
@@ -36,6 +35,10 @@ pub enum ScanError {
 pub struct ScanPlan {
     pub lockfile: PathBuf,
     pub db: PathBuf,
+    /// Where `db` came from: `--db`, `WHARF_ADVISORY_DB`, `[scan] db` or the default.
+    pub db_from: &'static str,
+    /// How `db` is fetched when missing and updated when old ([`ensure_db`]).
+    pub db_fetch: DbFetch,
     /// The image to check: an OCI layout and a tag in it.
     pub image: Option<(PathBuf, String)>,
     /// The SBOM's subject: the binary's package, its workspace manifest and target.
@@ -57,6 +60,25 @@ pub struct SbomPlan {
     pub target: String,
 }
 
+/// The fetch policy of the advisory database, as plain data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DbFetch {
+    pub url: String,
+    pub max_age_hours: u64,
+    pub offline: bool,
+}
+
+impl DbFetch {
+    fn policy(&self) -> wharf_advisory_db::Fetch {
+        wharf_advisory_db::Fetch {
+            url: self.url.clone(),
+            max_age: std::time::Duration::from_secs(self.max_age_hours * 3600),
+            offline: self.offline,
+            ..wharf_advisory_db::Fetch::default()
+        }
+    }
+}
+
 /// What the caller overrides on the command line.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -65,10 +87,13 @@ pub struct Overrides {
     pub image: Option<(PathBuf, String)>,
     /// Scan only the lockfile (no SBOM of a package, no image).
     pub lockfile_only: bool,
+    /// Never fetch or update the advisory database (`--offline`, or `CARGO_NET_OFFLINE`).
+    pub offline: bool,
 }
 
 /// Resolves paths and settings: `--db`, then `WHARF_ADVISORY_DB`, then `[scan] db`
-/// (relative to `root`), then `~/.cargo/advisory-db`.
+/// (relative to `root`), then `~/.cargo/advisory-db` (cargo-audit's). The database is
+/// fetched from `WHARF_ADVISORY_DB_URL`, else `[scan] db_url`, else the RustSec repository.
 pub fn plan(
     root: &Path,
     config: &Config,
@@ -87,12 +112,19 @@ pub fn plan(
     } else {
         (
             wharf_audit::default_db().unwrap_or_else(|| PathBuf::from("~/.cargo/advisory-db")),
-            "the default",
+            "cargo-audit's default, $CARGO_HOME/advisory-db",
         )
     };
-    if !db.join("crates").is_dir() {
-        return Err(ScanError::NoDatabase { path: db, from });
-    }
+    let db_fetch = DbFetch {
+        url: std::env::var("WHARF_ADVISORY_DB_URL")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| scan.db_url.clone())
+            .unwrap_or_else(|| wharf_advisory_db::DEFAULT_URL.to_string()),
+        max_age_hours: scan.db_max_age_hours.unwrap_or(24),
+        offline: overrides.offline
+            || std::env::var("CARGO_NET_OFFLINE").is_ok_and(|v| v == "true" || v == "1"),
+    };
     let lockfile = overrides
         .lockfile
         .clone()
@@ -114,6 +146,8 @@ pub fn plan(
     Ok(ScanPlan {
         lockfile,
         db,
+        db_from: from,
+        db_fetch,
         image,
         sbom,
         created,
@@ -143,6 +177,18 @@ pub struct ScanOutcome {
     pub audit: wharf_audit::Report,
     #[serde(skip)]
     pub sbom: Option<wharf_sbom::Sbom>,
+}
+
+/// Makes sure the plan's advisory database is there: clones it when missing, updates a
+/// git checkout older than the plan's age (unless offline). A failed update of an existing
+/// copy is a [`wharf_advisory_db::Status::Stale`] for the caller to warn about, not an error.
+pub fn ensure_db(plan: &ScanPlan) -> Result<wharf_advisory_db::Status, ScanError> {
+    wharf_advisory_db::ensure(
+        &plan.db,
+        &plan.db_fetch.policy(),
+        std::time::SystemTime::now(),
+    )
+    .map_err(|e| ScanError::Database(e, plan.db_from))
 }
 
 /// Reads the lockfile, the advisories, the workspace and the image; applies the gate.

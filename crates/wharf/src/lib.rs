@@ -7,6 +7,7 @@
 //!
 //! It adds no code of its own.
 
+pub use wharf_advisory_db as advisory_db;
 pub use wharf_audit as audit;
 pub use wharf_build as build;
 pub use wharf_engine as engine;
