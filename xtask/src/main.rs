@@ -73,6 +73,12 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// A parse error as a usage error, its message alone: these errors repeat their cause in
+/// their message, and `{:#}` would print it a second time.
+pub fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    UsageError(anyhow::anyhow!("{e}")).into()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -104,10 +110,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// The workspace root: xtask lives one level below it.
+/// The workspace root: `WHARF_WORKSPACE` when set (the end-to-end tests point it at
+/// fixture workspaces), else the workspace xtask lives in, one level above it.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask is inside the workspace")
-        .to_path_buf()
+    match std::env::var_os("WHARF_WORKSPACE").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask is inside the workspace")
+            .to_path_buf(),
+    }
 }
