@@ -30,6 +30,7 @@ struct StepReport {
 struct Report {
     ok: bool,
     steps: Vec<StepReport>,
+    skipped: Vec<ci::Skipped>,
     image: Option<image::ImageOutcome>,
     push: Option<wharf::pipeline::copy::CopyReport>,
     scan: Option<wharf::pipeline::scan::ScanOutcome>,
@@ -40,6 +41,14 @@ pub fn run(args: Args) -> Result<()> {
     let root = workspace_root();
     let config = Config::load(&root).map_err(|e| UsageError(e.into()))?;
     let plan = ci::plan(&config);
+    // The image plan checks what the config names (package, binary, base) before any
+    // step runs, so a typo fails in seconds, and in --dry-run too, not after the tests.
+    let image_plan = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, ci::Step::Image { .. }))
+        .then(crate::image::plan)
+        .transpose()?;
     if args.dry_run {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
@@ -53,9 +62,13 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         Mode::detect()
     });
+    for skipped in &plan.skipped {
+        eprintln!("==> skipped {}: {}", skipped.name, skipped.reason);
+    }
     let mut report = Report {
         ok: true,
         steps: Vec::new(),
+        skipped: plan.skipped.clone(),
         image: None,
         push: None,
         scan: None,
@@ -78,11 +91,12 @@ pub fn run(args: Args) -> Result<()> {
                 eprintln!("==> {name}: {}", argv.join(" "));
                 ci::run_command(&root, argv).map_err(anyhow::Error::msg)
             }
-            ci::Step::Image { .. } => crate::image::plan().and_then(|(plan, workspace)| {
-                let outcome = image::build(&plan, &workspace, &progress)?;
-                report.image = Some(outcome);
-                Ok(())
-            }),
+            ci::Step::Image { .. } => {
+                let (plan, workspace) = image_plan.as_ref().expect("planned above");
+                image::build(plan, workspace, &progress)
+                    .map(|outcome| report.image = Some(outcome))
+                    .map_err(anyhow::Error::from)
+            }
             ci::Step::Matrix { .. } => crate::matrix::ci_step().map(|matrix| {
                 report.matrix = Some(matrix);
             }),

@@ -4,8 +4,6 @@ use wharf::pipeline::progress::registry_events;
 use wharf::pipeline::{Mode, copy};
 use wharf::registry::{Client, Config};
 
-use crate::UsageError;
-
 #[derive(clap::Args)]
 pub struct Args {
     /// Source, in skopeo syntax: oci:DIR[:TAG] or docker://HOST/REPO[:TAG|@DIGEST].
@@ -32,7 +30,7 @@ pub fn client(json: bool, insecure: Vec<String>) -> Result<Client> {
 pub fn parse(location: &str) -> Result<Location> {
     location
         .parse()
-        .map_err(|e: wharf::oci::LocationError| UsageError(e.into()).into())
+        .map_err(|e: wharf::oci::LocationError| crate::usage(e))
 }
 
 pub fn run(args: Args) -> Result<()> {

@@ -77,6 +77,12 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// A parse error as a usage error, its message alone: these errors repeat their cause in
+/// their message, and `{:#}` would print it a second time.
+pub fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    UsageError(anyhow::anyhow!("{e}")).into()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
@@ -133,10 +139,14 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-/// The workspace root: xtask lives one level below it.
+/// The workspace root: `WHARF_WORKSPACE` when set (the end-to-end tests point it at
+/// fixture workspaces), else the workspace xtask lives in, one level above it.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask is inside the workspace")
-        .to_path_buf()
+    match std::env::var_os("WHARF_WORKSPACE").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask is inside the workspace")
+            .to_path_buf(),
+    }
 }

@@ -94,9 +94,15 @@ pub fn run(args: Args) -> Result<()> {
         let matrix = plan::github_matrix(&plan::Plan { cells }, args.shards);
         return stdout(&format!("{}\n", serde_json::to_string(&matrix)?));
     }
+    let mut note = None;
     if let Some(shard) = &args.shard {
         let shard = Shard::parse(shard).map_err(|e| UsageError(e.into()))?;
+        let total = cells.len();
         cells = plan::shard(&plan::Plan { cells }, shard);
+        note = empty_shard_note(shard, total, cells.len());
+    }
+    if note.is_none() {
+        not_empty(&cells)?;
     }
     let plan = plan::Plan { cells };
     let runner = match args.runner {
@@ -117,6 +123,9 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
             value["runner"] = harness.name().into();
+            if let Some(note) = &note {
+                value["note"] = note.as_str().into();
+            }
             return stdout(&format!("{}\n", serde_json::to_string_pretty(&value)?));
         }
         // What will run, with the runner that will run it.
@@ -129,7 +138,14 @@ pub fn run(args: Args) -> Result<()> {
         for cell in &plan.cells {
             text += &format!("  {}\n      {}\n", cell.id(), harness.command_line(cell));
         }
+        if let Some(note) = &note {
+            text += &format!("note: {note}\n");
+        }
         return stdout(&text);
+    }
+    if let Some(note) = &note {
+        // Still run: the empty report and JUnit file are there for CI to upload.
+        eprintln!("note: {note}");
     }
 
     let mut options = options(&root, harness, &config);
@@ -179,6 +195,7 @@ pub fn ci_step() -> Result<Report> {
     let root = workspace_root();
     let config = matrix_config(&root.join("pipelines/wharf.toml"))?;
     let cells = planned(&root, &config)?;
+    not_empty(&cells)?;
     let harness = Harness::choose(config.runner, config.command)?;
     let options = options(&root, harness, &config);
     let junit = options.out_dir.join("junit.xml");
@@ -213,12 +230,34 @@ fn planned(root: &Path, config: &plan::Config) -> Result<Vec<plan::Cell>> {
     Ok(plan.cells)
 }
 
+/// A plan with no cell at all is a config mistake (every cell excluded), in a dry run as
+/// in a run.
+fn not_empty(cells: &[plan::Cell]) -> Result<()> {
+    if cells.is_empty() {
+        return Err(UsageError(anyhow::anyhow!(
+            "the matrix has no cells: [[matrix.exclude]] drops every cell of [matrix]"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Why shard `shard` got no cell of `total`, when it got none: more shards than cells.
+/// CI runs every shard a matrix names, so an empty one succeeds (with this note), in a
+/// dry run as in a run.
+fn empty_shard_note(shard: Shard, total: usize, got: usize) -> Option<String> {
+    (got == 0 && total > 0).then(|| {
+        format!(
+            "shard {shard} is empty: the plan has {total} cell{} for {} shards, so shards past {total} have nothing to run (this is not an error)",
+            if total == 1 { "" } else { "s" },
+            shard.count()
+        )
+    })
+}
+
 /// Runs the cells with progress on stderr, writes `junit.xml` and `report.json`, and
 /// returns the report; an interrupted run is an error.
 fn execute(plan: &plan::Plan, mut options: Options, junit: &Path) -> Result<Report> {
-    if plan.cells.is_empty() {
-        bail!("the matrix has no cells (every cell excluded, or an empty shard)");
-    }
     runner::check_toolchains(&plan.cells).map_err(|e| UsageError(e.into()))?;
     // Ctrl-C and SIGTERM (a CI job cancelled) stop the run cleanly: the cells are in
     // their own process groups, so the terminal's SIGINT does not reach them; the runner

@@ -79,13 +79,7 @@ pub struct TagArgs {
 }
 
 pub fn tag(args: TagArgs) -> Result<()> {
-    let text = args
-        .reference
-        .strip_prefix("docker://")
-        .unwrap_or(&args.reference);
-    let reference: Reference = text
-        .parse()
-        .map_err(|e: wharf::oci::ReferenceError| UsageError(e.into()))?;
+    let reference = registry_reference(&args.reference, &args.new_tag)?;
     wharf::oci::validate_tag(&args.new_tag)
         .map_err(|e| UsageError(anyhow::anyhow!("invalid tag {:?}: {e}", args.new_tag)))?;
     let client = crate::copy::client(args.json, args.insecure)?;
@@ -100,4 +94,28 @@ pub fn tag(args: TagArgs) -> Result<()> {
         println!("{tagged}@{digest}");
     }
     Ok(())
+}
+
+/// The registry image `tag` works on: `docker://HOST/REPO:TAG` (or without `docker://`).
+/// Other locations are refused with the command that does the same there.
+fn registry_reference(text: &str, new_tag: &str) -> Result<Reference> {
+    let not_a_registry = |what: &str, instead: String| -> anyhow::Error {
+        UsageError(anyhow::anyhow!(
+            "cannot tag {what}: tagging works on images in a registry only (docker://HOST/REPO:TAG){instead}"
+        ))
+        .into()
+    };
+    if text.starts_with("oci:") || text.starts_with("docker-daemon:") {
+        let instead = match crate::copy::parse(text)? {
+            Location::Layout { dir, .. } => format!(
+                "; to add a tag in an OCI layout, copy the image into the same layout under the new tag: cargo xtask copy {text} oci:{}:{new_tag}",
+                dir.display()
+            ),
+            _ => "; to tag in the Docker engine, use docker tag".to_string(),
+        };
+        return Err(not_a_registry(text, instead));
+    }
+    let text = text.strip_prefix("docker://").unwrap_or(text);
+    text.parse()
+        .map_err(|e: wharf::oci::ReferenceError| crate::usage(e))
 }

@@ -35,12 +35,15 @@ pub struct Args {
     /// The image to check, as oci:DIR:TAG (default: the one `cargo xtask image` built).
     #[arg(long, value_name = "LOCATION")]
     image: Option<String>,
-    #[arg(long, value_enum, default_value = "table")]
-    format: Format,
+    /// The output format (default: from the --output name, `.json` is json, `.sarif` sarif,
+    /// `.cdx.json` cyclonedx, `.spdx.json` spdx; else table).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// Same as --format json.
     #[arg(long)]
     json: bool,
-    /// Write the output to this file (atomically) instead of stdout.
+    /// Write the output to this file (atomically) instead of stdout. Its directory must
+    /// exist; a JSON name (`.json`, `.sarif`) never gets the table.
     #[arg(long, value_name = "PATH")]
     output: Option<PathBuf>,
     /// Attach the SBOM and the report to this image in a registry (docker://HOST/REPO:TAG
@@ -70,6 +73,7 @@ impl std::fmt::Display for GateFailed {
 impl std::error::Error for GateFailed {}
 
 pub fn run(args: Args) -> Result<()> {
+    let format = output_format(&args)?;
     let root = workspace_root();
     let config = Config::load(&root).map_err(|e| UsageError(e.into()))?;
     let image = match &args.image {
@@ -101,8 +105,7 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     prepare_db(&plan)?;
-    let outcome = scan::run(&plan)?;
-    let format = if args.json { Format::Json } else { args.format };
+    let outcome = run_plan(&plan)?;
     let text = render(&outcome, &plan, format)?;
     match &args.output {
         Some(path) => write_atomically(path, text.as_bytes())?,
@@ -123,6 +126,76 @@ pub fn run(args: Args) -> Result<()> {
         crate::referrers::attach(&client, &subject, &outcome, &plan)?;
     }
     verdict(&outcome)
+}
+
+/// The format of the output: `--json`, else `--format`, else what the `--output` name says.
+/// Checked before scanning: `--output` in a directory that does not exist, or the table
+/// into a JSON name, is an error (exit 2) rather than a surprise.
+fn output_format(args: &Args) -> Result<Format> {
+    let usage = |message: String| -> anyhow::Error { UsageError(anyhow::anyhow!(message)).into() };
+    let named = args.output.as_deref().and_then(format_of_name);
+    let format = match (args.json, args.format) {
+        (true, _) => Format::Json,
+        (false, Some(format)) => format,
+        (false, None) => named.unwrap_or(Format::Table),
+    };
+    let Some(path) = &args.output else {
+        return Ok(format);
+    };
+    if format == Format::Table && named.is_some() {
+        return Err(usage(format!(
+            "--output {}: the name says JSON, but --format table writes text (drop --format to write {} there, or name the file .txt)",
+            path.display(),
+            named
+                .and_then(|f| clap::ValueEnum::to_possible_value(&f))
+                .map_or("json".into(), |v| v.get_name().to_string())
+        )));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(usage(format!(
+            "--output {}: directory {} does not exist (create it first, e.g. mkdir -p {})",
+            path.display(),
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(format)
+}
+
+/// The format a file name implies: the SBOM names of CycloneDX and SPDX, then `.json` and
+/// `.sarif`; `None` for any other name.
+fn format_of_name(path: &Path) -> Option<Format> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    [
+        (".cdx.json", Format::Cyclonedx),
+        (".spdx.json", Format::Spdx),
+        (".sarif", Format::Sarif),
+        (".sarif.json", Format::Sarif),
+        (".json", Format::Json),
+    ]
+    .into_iter()
+    .find(|(suffix, _)| name.ends_with(suffix))
+    .map(|(_, format)| format)
+}
+
+/// Runs the scan; a lockfile that cannot be read or is not a Cargo.lock is the user's to
+/// fix (exit 2).
+fn run_plan(plan: &ScanPlan) -> Result<ScanOutcome> {
+    scan::run(plan).map_err(|e| match e {
+        scan::ScanError::Audit(e @ wharf::audit::Error::Lockfile { .. }) => {
+            UsageError(anyhow::Error::new(e).context(format!(
+                "{} is not a Cargo.lock (pass a workspace's Cargo.lock to --lockfile)",
+                plan.lockfile.display()
+            )))
+            .into()
+        }
+        scan::ScanError::Audit(e) if e.path() == plan.lockfile => UsageError(e.into()).into(),
+        e => anyhow::Error::from(e),
+    })
 }
 
 /// Plans a scan of this repository: the default image is the primary tag of the image
@@ -291,7 +364,7 @@ pub fn ci_step() -> Result<(ScanOutcome, ScanPlan)> {
         plan.lockfile.display(),
         plan.db.display()
     );
-    let outcome = scan::run(&plan)?;
+    let outcome = run_plan(&plan)?;
     let dir = wharf::source::Workspace::load(&root)?
         .target_dir
         .join("wharf")

@@ -219,6 +219,71 @@ pub fn xtask_binary() -> PathBuf {
         .clone()
 }
 
+/// A one-package workspace in a temporary git repository (one commit, on branch `main`):
+/// package `app` with binary `app`, and `pipelines/wharf.toml` holding `config`. For
+/// running `cargo xtask` on it (`WHARF_WORKSPACE`, see [`xtask_in`]) without touching this
+/// repository.
+pub fn fixture_workspace(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let write = |path: &str, text: &str| {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "Cargo.toml",
+        "[package]\nname = \"app\"\nversion = \"0.3.1\"\nedition = \"2021\"\nlicense = \"MIT\"\nrepository = \"https://example.com/app\"\n\n[workspace]\n",
+    );
+    write("src/main.rs", "fn main() {\n    println!(\"app\");\n}\n");
+    write(
+        "Cargo.lock",
+        "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.3.1\"\n",
+    );
+    write("pipelines/wharf.toml", config);
+    write(".gitignore", "/target\n");
+    let git = |args: &[&str]| {
+        run(Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args));
+    };
+    git(&["init", "--quiet", "--initial-branch=main"]);
+    git(&["add", "."]);
+    git(&["commit", "--quiet", "-m", "fixture"]);
+    dir
+}
+
+/// The variables that change what wharf reads from CI: the tests set them explicitly.
+const CI_VARIABLES: &[&str] = &[
+    "WHARF_BRANCH",
+    "GITHUB_HEAD_REF",
+    "GITHUB_REF_NAME",
+    "GITHUB_REF_TYPE",
+    "GITHUB_RUN_NUMBER",
+    "CI_COMMIT_REF_NAME",
+    "CI_COMMIT_TAG",
+    "WHARF_BUILD_NUMBER",
+    "SOURCE_DATE_EPOCH",
+];
+
+/// Runs `cargo xtask ARGS` on the workspace at `root`, with the CI variables of this
+/// process removed and `env` added.
+pub fn xtask_in(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(xtask_binary());
+    for name in CI_VARIABLES {
+        command.env_remove(name);
+    }
+    command
+        .args(args)
+        .env("WHARF_WORKSPACE", root)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running cargo xtask {args:?}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use serde::Serialize;
 
-use crate::config::{Config, StepName};
+use crate::config::{CONFIG_PATH, Config, StepName};
 
 /// One step of the plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -47,10 +47,31 @@ impl Step {
     }
 }
 
-/// The steps `cargo xtask ci` will run, in order.
+/// The steps `cargo xtask ci` will run, in order, and those of `[ci] steps` it leaves out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub steps: Vec<Step>,
+    /// Steps listed in `[ci] steps` that will not run, each with why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A step of `[ci] steps` left out of the plan, and why (the section it needs is missing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub name: String,
+    pub reason: String,
+}
+
+/// `step` when the section it needs is configured; else why it is left out, and how to
+/// bring it in.
+fn needs(configured: bool, step: Step, section: &str, hint: &str) -> Result<Step, Skipped> {
+    if configured {
+        return Ok(step);
+    }
+    Err(Skipped {
+        name: step.name().into(),
+        reason: format!("no [{section}] section in {CONFIG_PATH} ({hint})"),
+    })
 }
 
 /// Turns the config into a plan. Pure: nothing runs.
@@ -62,13 +83,14 @@ pub fn plan(config: &Config) -> Plan {
             .map(str::to_string)
             .collect(),
     };
-    let steps = config
-        .ci
-        .steps
-        .iter()
-        .filter_map(|step| match step {
-            StepName::Fmt => Some(cargo("fmt", &["fmt", "--all", "--check"])),
-            StepName::Clippy => Some(cargo(
+    let mut plan = Plan {
+        steps: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for step in &config.ci.steps {
+        let step = match step {
+            StepName::Fmt => Ok(cargo("fmt", &["fmt", "--all", "--check"])),
+            StepName::Clippy => Ok(cargo(
                 "clippy",
                 &[
                     "clippy",
@@ -83,33 +105,66 @@ pub fn plan(config: &Config) -> Plan {
             StepName::Test => {
                 let mut argv = vec!["cargo".to_string(), "test".to_string(), "--locked".into()];
                 argv.extend(config.ci.test_args.iter().cloned());
-                Some(Step::Command {
+                Ok(Step::Command {
                     name: "test".into(),
                     argv,
                 })
             }
-            // No [image] section: nothing to build, so the step is left out of the plan.
-            StepName::Image => config.image.as_ref().map(|_| Step::Image {
-                name: "image".into(),
-            }),
-            // No [scan] section: no advisory database is known, so no scan step.
-            StepName::Scan => config.scan.as_ref().map(|_| Step::Scan {
-                name: "scan".into(),
-            }),
-            // No registry configured: the embedded layout is the end of the line.
-            StepName::Matrix => config.matrix.as_ref().map(|_| Step::Matrix {
-                name: "matrix".into(),
-            }),
-            StepName::Push => match (&config.image, &config.push) {
-                (Some(_), Some(push)) => Some(Step::Push {
+            StepName::Image => needs(
+                config.image.is_some(),
+                Step::Image {
+                    name: "image".into(),
+                },
+                "image",
+                "add one naming the package to build",
+            ),
+            StepName::Scan => needs(
+                config.scan.is_some(),
+                Step::Scan {
+                    name: "scan".into(),
+                },
+                "scan",
+                "add one, even empty, to scan the lockfile and the image",
+            ),
+            StepName::Matrix => needs(
+                config.matrix.is_some(),
+                Step::Matrix {
+                    name: "matrix".into(),
+                },
+                "matrix",
+                "add one to run the test matrix",
+            ),
+            StepName::Push => {
+                let push = Step::Push {
                     name: "push".into(),
-                    destination: push.destination.clone(),
-                }),
-                _ => None,
-            },
-        })
-        .collect();
-    Plan { steps }
+                    destination: config
+                        .push
+                        .as_ref()
+                        .map(|p| p.destination.clone())
+                        .unwrap_or_default(),
+                };
+                needs(
+                    config.image.is_some(),
+                    push,
+                    "image",
+                    "there is no image to push",
+                )
+                .and_then(|push| {
+                    needs(
+                        config.push.is_some(),
+                        push,
+                        "push",
+                        "add [push] destination = \"docker://HOST/REPO\" to push the image",
+                    )
+                })
+            }
+        };
+        match step {
+            Ok(step) => plan.steps.push(step),
+            Err(skipped) => plan.skipped.push(skipped),
+        }
+    }
+    plan
 }
 
 impl fmt::Display for Plan {
@@ -140,6 +195,9 @@ impl fmt::Display for Plan {
                     i + 1
                 )?,
             }
+        }
+        for skipped in &self.skipped {
+            writeln!(f, "skipped {}: {}", skipped.name, skipped.reason)?;
         }
         Ok(())
     }
@@ -177,6 +235,14 @@ mod tests {
         let plan = plan(&Config::default());
         let names: Vec<_> = plan.steps.iter().map(Step::name).collect();
         assert_eq!(names, ["fmt", "clippy", "test"]);
+        // Every step of the default list that needs a missing section says so.
+        let skipped: Vec<_> = plan.skipped.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(skipped, ["matrix", "image", "scan", "push"]);
+        assert!(
+            plan.skipped[3].reason.contains("no [image] section"),
+            "{:?}",
+            plan.skipped[3]
+        );
         assert_eq!(
             plan.to_string().lines().next().unwrap(),
             "1. fmt: cargo fmt --all --check"
@@ -213,7 +279,20 @@ mod tests {
     #[test]
     fn push_step_only_when_a_registry_is_configured() {
         let without = Config::parse("[image]\npackage = \"x\"\n", Path::new("x")).unwrap();
-        assert!(!plan(&without).steps.iter().any(|s| s.name() == "push"));
+        let skipped = plan(&without);
+        assert!(!skipped.steps.iter().any(|s| s.name() == "push"));
+        assert_eq!(
+            skipped.skipped.last().unwrap(),
+            &Skipped {
+                name: "push".into(),
+                reason: "no [push] section in pipelines/wharf.toml (add [push] destination = \"docker://HOST/REPO\" to push the image)".into(),
+            }
+        );
+        assert!(
+            skipped
+                .to_string()
+                .contains("skipped push: no [push] section in pipelines/wharf.toml")
+        );
         let with = Config::parse(
             "[image]\npackage = \"x\"\n[push]\ndestination = \"docker://localhost:5000/x\"\n",
             Path::new("x"),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use wharf_build::{Base, BuildSpec, LayerSpec, label};
-use wharf_oci::{Digest, Layout, Platform, image};
+use wharf_oci::{Descriptor, Digest, Layout, Platform, image};
 use wharf_source::{GitFacts, Workspace};
 
 use crate::config::{ImageConfig, parse_base, parse_user};
@@ -19,6 +19,13 @@ pub enum ImageError {
     NotConfigured(PathBuf),
     #[error("{0}")]
     Config(String),
+    /// A config key names something that is not there (a package, a binary, a base).
+    #[error("{path}: {key}: {cause}")]
+    Key {
+        path: PathBuf,
+        key: &'static str,
+        cause: Box<ImageError>,
+    },
     #[error(transparent)]
     Source(#[from] wharf_source::Error),
     #[error(transparent)]
@@ -83,11 +90,26 @@ pub fn plan(
     config_path: &Path,
 ) -> Result<ImagePlan, ImageError> {
     let config = config.ok_or_else(|| ImageError::NotConfigured(config_path.to_path_buf()))?;
-    let package = workspace.package_facts(&config.package)?;
+    // Everything the config names is checked here, so `ci --dry-run` and `image` fail
+    // with the key to fix before anything is compiled.
+    let in_key = |key: &'static str| {
+        move |cause: ImageError| ImageError::Key {
+            path: config_path.to_path_buf(),
+            key,
+            cause: Box::new(cause),
+        }
+    };
+    let package = workspace
+        .package_facts(&config.package)
+        .map_err(|e| in_key("image.package")(ImageError::Source(e)))?;
     let binary = config
         .binary
         .clone()
         .unwrap_or_else(|| config.package.clone());
+    workspace
+        .check_binary(&config.package, &binary)
+        .map_err(|e| in_key("image.binary")(ImageError::Source(e)))?;
+    open_base(&config.base).map_err(in_key("image.base"))?;
     let repository = config
         .repository
         .clone()
@@ -229,22 +251,32 @@ pub fn assemble(
     result
 }
 
+/// Opens the base image's layout and checks its pin: `None` for `scratch`.
+fn open_base(base: &str) -> Result<Option<(Layout, Descriptor)>, ImageError> {
+    if base == "scratch" {
+        return Ok(None);
+    }
+    let pinned = parse_base(base).map_err(ImageError::Config)?;
+    let layout = Layout::open(&pinned.dir)?;
+    let descriptor = layout.resolve(&pinned.tag)?;
+    if descriptor.digest != pinned.digest {
+        return Err(ImageError::BasePin {
+            location: format!("oci:{}:{}", pinned.dir.display(), pinned.tag),
+            expected: pinned.digest,
+            actual: descriptor.digest,
+        });
+    }
+    Ok(Some((layout, descriptor)))
+}
+
 fn assemble_inner(plan: &ImagePlan, binary: &Path) -> Result<ImageOutcome, ImageError> {
     let layout = Layout::create(&plan.layout)?;
     let base_layout;
     let base_image;
     let mut spec = BuildSpec::new(plan.created);
-    if plan.base != "scratch" {
-        let pinned = parse_base(&plan.base).map_err(ImageError::Config)?;
-        base_layout = Layout::open(&pinned.dir)?;
-        let descriptor = base_layout.resolve(&pinned.tag)?;
-        if descriptor.digest != pinned.digest {
-            return Err(ImageError::BasePin {
-                location: format!("oci:{}:{}", pinned.dir.display(), pinned.tag),
-                expected: pinned.digest,
-                actual: descriptor.digest,
-            });
-        }
+    // Checked again: the base may have moved since the plan was made.
+    if let Some((opened, descriptor)) = open_base(&plan.base)? {
+        base_layout = opened;
         base_image = base_layout.image(&descriptor, &Platform::linux_amd64())?;
         spec.base = Some(Base {
             name: plan.base.clone(),

@@ -107,9 +107,35 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, Error> {
 
 /// Reads the facts of HEAD in the repository containing `dir`.
 ///
-/// Environment, for CI: `WHARF_BRANCH`, else GitHub's `GITHUB_HEAD_REF` (pull requests) or
-/// `GITHUB_REF_NAME` (when `GITHUB_REF_TYPE=branch`), name the branch.
+/// Environment, for CI, which often checks out a detached HEAD: see [`ci_branch`].
 pub fn git_facts(dir: &Path) -> Result<GitFacts, Error> {
+    git_facts_in(dir, &|name| std::env::var(name).ok())
+}
+
+/// The branch CI says it builds, from the variables `env` returns (empty counts as unset):
+/// `WHARF_BRANCH`; GitHub's `GITHUB_HEAD_REF` (a pull request's branch), else
+/// `GITHUB_REF_NAME` when `GITHUB_REF_TYPE=branch`; GitLab's `CI_COMMIT_REF_NAME` unless
+/// `CI_COMMIT_TAG` says this is a tag pipeline (where the ref name is the tag).
+pub fn ci_branch(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let env = |name: &str| env(name).filter(|v| !v.is_empty());
+    let github = || {
+        env("GITHUB_HEAD_REF").or_else(|| {
+            (env("GITHUB_REF_TYPE").as_deref() == Some("branch"))
+                .then(|| env("GITHUB_REF_NAME"))
+                .flatten()
+        })
+    };
+    let gitlab = || {
+        env("CI_COMMIT_TAG")
+            .is_none()
+            .then(|| env("CI_COMMIT_REF_NAME"))
+            .flatten()
+    };
+    env("WHARF_BRANCH").or_else(github).or_else(gitlab)
+}
+
+/// [`git_facts`] with the environment read through `env`.
+fn git_facts_in(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<GitFacts, Error> {
     let sha = match git(dir, &["rev-parse", "--verify", "HEAD"]) {
         Ok(sha) => sha,
         Err(Error::Failed { .. }) => {
@@ -119,15 +145,7 @@ pub fn git_facts(dir: &Path) -> Result<GitFacts, Error> {
         }
         Err(e) => return Err(e),
     };
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let github_branch = || {
-        env("GITHUB_HEAD_REF").or_else(|| {
-            (env("GITHUB_REF_TYPE").as_deref() == Some("branch"))
-                .then(|| env("GITHUB_REF_NAME"))
-                .flatten()
-        })
-    };
-    let branch = match env("WHARF_BRANCH").or_else(github_branch) {
+    let branch = match ci_branch(env) {
         Some(branch) => Some(branch),
         None => git(dir, &["symbolic-ref", "--quiet", "--short", "HEAD"]).ok(),
     };
@@ -168,8 +186,13 @@ pub fn git_facts(dir: &Path) -> Result<GitFacts, Error> {
 /// The build time every timestamp in an image uses: `SOURCE_DATE_EPOCH` when set (the
 /// reproducible-builds.org convention), else the commit time, never the clock.
 pub fn source_date_epoch(git: &GitFacts) -> Result<i64, Error> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(value) if !value.is_empty() => value
+    source_date_epoch_of(std::env::var("SOURCE_DATE_EPOCH").ok(), git)
+}
+
+/// [`source_date_epoch`] with the variable's value given.
+fn source_date_epoch_of(value: Option<String>, git: &GitFacts) -> Result<i64, Error> {
+    match value {
+        Some(value) if !value.is_empty() => value
             .trim()
             .parse()
             .map_err(|_| Error::SourceDateEpoch(value)),
@@ -243,6 +266,26 @@ impl Workspace {
         })
     }
 
+    /// Checks that workspace package `package` has a binary target `bin`, without
+    /// compiling anything (so a plan can fail before the build starts).
+    pub fn check_binary(&self, package: &str, bin: &str) -> Result<(), Error> {
+        let bins: Vec<_> = self
+            .package(package)?
+            .targets
+            .iter()
+            .filter(|t| t.is_bin())
+            .map(|t| t.name.clone())
+            .collect();
+        if bins.iter().any(|b| b == bin) {
+            return Ok(());
+        }
+        Err(Error::NoBinary {
+            package: package.to_string(),
+            bin: bin.to_string(),
+            available: bins.join(", "),
+        })
+    }
+
     /// Compiles `bin` of `package` in release mode as a static executable for the host
     /// target, and returns its path.
     ///
@@ -252,20 +295,7 @@ impl Workspace {
     /// static flags reach only the binary, not build scripts and proc macros, and so these
     /// builds live in their own directory and never invalidate the normal debug build.
     pub fn build_static(&self, package: &str, bin: &str) -> Result<PathBuf, Error> {
-        let p = self.package(package)?;
-        let bins: Vec<_> = p
-            .targets
-            .iter()
-            .filter(|t| t.is_bin())
-            .map(|t| t.name.clone())
-            .collect();
-        if !bins.iter().any(|b| b == bin) {
-            return Err(Error::NoBinary {
-                package: package.to_string(),
-                bin: bin.to_string(),
-                available: bins.join(", "),
-            });
-        }
+        self.check_binary(package, bin)?;
         let target = host_triple()?;
         let flags = [
             "-C".to_string(),
@@ -373,6 +403,103 @@ mod tests {
         assert!(!facts.dirty);
         std::fs::write(dir.path().join("f"), "y").unwrap();
         assert!(git_facts(dir.path()).unwrap().dirty);
+    }
+
+    /// A repository made with the git CLI: one commit at `time` on branch `trunk`, then
+    /// HEAD detached at it, as CI checks out.
+    fn detached_repository(time: i64) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let g = |args: &[&str]| {
+            run(Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .env("GIT_COMMITTER_DATE", format!("{time} +0000")))
+            .unwrap()
+        };
+        g(&["init", "--quiet", "--initial-branch=trunk"]);
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        g(&["add", "f"]);
+        g(&["commit", "--quiet", "-m", "x"]);
+        g(&["checkout", "--quiet", "--detach"]);
+        let sha = g(&["rev-parse", "HEAD"]);
+        (dir, sha)
+    }
+
+    /// The branch git_facts reports with exactly `vars` set.
+    fn branch_with(dir: &Path, vars: &[(&str, &str)]) -> Option<String> {
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        git_facts_in(dir, &env).unwrap().branch
+    }
+
+    #[test]
+    fn the_branch_of_a_detached_head_comes_from_ci_variables() {
+        let (dir, sha) = detached_repository(1_700_000_000);
+        let dir = dir.path();
+        let check = |vars: &[(&str, &str)], expected: Option<&str>| {
+            assert_eq!(branch_with(dir, vars).as_deref(), expected, "with {vars:?}");
+        };
+        // Nothing set: git has no branch to tell.
+        check(&[], None);
+        check(
+            &[("GITHUB_REF_NAME", "main"), ("GITHUB_REF_TYPE", "branch")],
+            Some("main"),
+        );
+        // A tag push: GITHUB_REF_NAME is the tag, not a branch.
+        check(
+            &[("GITHUB_REF_NAME", "v1.2.3"), ("GITHUB_REF_TYPE", "tag")],
+            None,
+        );
+        // A pull request: the head branch wins over the merge ref's name.
+        check(
+            &[
+                ("GITHUB_HEAD_REF", "feature/x"),
+                ("GITHUB_REF_NAME", "7/merge"),
+                ("GITHUB_REF_TYPE", "branch"),
+            ],
+            Some("feature/x"),
+        );
+        check(&[("CI_COMMIT_REF_NAME", "release/2")], Some("release/2"));
+        // A GitLab tag pipeline: CI_COMMIT_REF_NAME is the tag.
+        check(
+            &[
+                ("CI_COMMIT_REF_NAME", "v2.0.0"),
+                ("CI_COMMIT_TAG", "v2.0.0"),
+            ],
+            None,
+        );
+        check(&[("CI_COMMIT_REF_NAME", ""), ("GITHUB_HEAD_REF", "")], None);
+        check(
+            &[
+                ("WHARF_BRANCH", "override"),
+                ("GITHUB_HEAD_REF", "feature/x"),
+            ],
+            Some("override"),
+        );
+        let facts = git_facts_in(dir, &|_| None).unwrap();
+        assert_eq!(facts.sha, sha);
+        assert!(!facts.dirty);
+    }
+
+    #[test]
+    fn source_date_epoch_overrides_the_commit_time() {
+        let (dir, _) = detached_repository(1_650_000_000);
+        let facts = git_facts_in(dir.path(), &|_| None).unwrap();
+        let epoch = |value: Option<&str>| source_date_epoch_of(value.map(String::from), &facts);
+        assert_eq!(epoch(None).unwrap(), 1_650_000_000);
+        assert_eq!(epoch(Some("")).unwrap(), 1_650_000_000);
+        assert_eq!(epoch(Some("1700000000")).unwrap(), 1_700_000_000);
+        assert_eq!(epoch(Some(" 1700000000\n")).unwrap(), 1_700_000_000);
+        let err = epoch(Some("yesterday")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("SOURCE_DATE_EPOCH=\"yesterday\" is not a number"),
+            "{err}"
+        );
     }
 
     #[test]
