@@ -177,14 +177,10 @@ fn a_damaged_layer_is_built_again_not_reused() {
     }
 }
 
-/// Issue 10, item 7: a damaged copy of a base layer in the output layout is replaced from
-/// the base image, not read (and refused) again.
-#[test]
-fn a_damaged_base_layer_is_copied_again_from_the_base() {
-    let tmp = tempfile::tempdir().unwrap();
-    let base_layout = Layout::create(tmp.path().join("base")).unwrap();
-    let mut base_spec = BuildSpec::new(EPOCH);
-    base_spec.layers.push(LayerSpec {
+/// A base image of one small layer.
+fn base_spec() -> BuildSpec<'static> {
+    let mut spec = BuildSpec::new(EPOCH);
+    spec.layers.push(LayerSpec {
         description: "base files".into(),
         files: vec![FileEntry {
             path: "/etc/os-release".into(),
@@ -192,7 +188,16 @@ fn a_damaged_base_layer_is_copied_again_from_the_base() {
             mode: None,
         }],
     });
-    let base_built = build(&base_spec, &base_layout, Some("v1")).unwrap();
+    spec
+}
+
+/// Issue 10, item 7: a damaged copy of a base layer in the output layout is replaced from
+/// the base image, not read (and refused) again.
+#[test]
+fn a_damaged_base_layer_is_copied_again_from_the_base() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base_layout = Layout::create(tmp.path().join("base")).unwrap();
+    let base_built = build(&base_spec(), &base_layout, Some("v1")).unwrap();
     let base = base_layout
         .image_by_tag("v1", &Platform::linux_amd64())
         .unwrap();
@@ -272,17 +277,9 @@ fn image_config_has_user_labels_and_history() {
 fn builds_on_a_base_image_from_a_layout() {
     let tmp = tempfile::tempdir().unwrap();
     let base_layout = Layout::create(tmp.path().join("base")).unwrap();
-    let mut base_spec = BuildSpec::new(EPOCH);
-    base_spec.layers.push(LayerSpec {
-        description: "base files".into(),
-        files: vec![FileEntry {
-            path: "/etc/os-release".into(),
-            content: Content::Bytes(b"ID=test\n".to_vec()),
-            mode: None,
-        }],
-    });
-    base_spec.env = vec!["PATH=/bin".into(), "LANG=C".into()];
-    let base_built = build(&base_spec, &base_layout, Some("v1")).unwrap();
+    let mut with_env = base_spec();
+    with_env.env = vec!["PATH=/bin".into(), "LANG=C".into()];
+    let base_built = build(&with_env, &base_layout, Some("v1")).unwrap();
     let base = base_layout
         .image_by_tag("v1", &Platform::linux_amd64())
         .unwrap();

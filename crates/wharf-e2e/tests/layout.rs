@@ -79,6 +79,17 @@ fn temp_files(layout: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Reads every layer through the layout's verifying reader: each is whole and matches.
+fn read_every_layer(img: &wharf::oci::LayoutImage) {
+    for layer in image::manifest(img).unwrap().layers {
+        std::io::copy(
+            &mut wharf::oci::Image::blob(img, &layer.digest).unwrap(),
+            &mut std::io::sink(),
+        )
+        .unwrap();
+    }
+}
+
 /// Item 8: a writer SIGKILLed in the middle of a blob leaves nothing in `blobs/sha256/`
 /// but digests, so `umoci gc` works; opening the layout removes its temporary file.
 #[test]
@@ -130,13 +141,7 @@ fn a_writer_killed_mid_blob_leaves_a_layout_umoci_can_collect() {
     let kept = layout
         .image_by_tag("kept", &Platform::linux_amd64())
         .unwrap();
-    for layer in image::manifest(&kept).unwrap().layers {
-        std::io::copy(
-            &mut wharf::oci::Image::blob(&kept, &layer.digest).unwrap(),
-            &mut std::io::sink(),
-        )
-        .unwrap();
-    }
+    read_every_layer(&kept);
 }
 
 /// Item 7: a layer damaged in the layout is built again, and umoci (which checks every
@@ -223,13 +228,7 @@ fn copy_to_a_layout_without_a_tag_lists_the_image_by_digest() {
     assert_eq!(listed[0].digest, digest);
     assert_eq!(listed[0].ref_name(), None);
     let copied = layout.image(&listed[0], &Platform::linux_amd64()).unwrap();
-    for layer in image::manifest(&copied).unwrap().layers {
-        std::io::copy(
-            &mut wharf::oci::Image::blob(&copied, &layer.digest).unwrap(),
-            &mut std::io::sink(),
-        )
-        .unwrap();
-    }
+    read_every_layer(&copied);
 }
 
 /// Item 11: a destination that is a file is named as such, and the file is left alone.
