@@ -530,6 +530,12 @@ impl Layout {
                 drop(file);
             }
         }
+        self.remove_legacy_temp_files();
+    }
+
+    /// Removes the `.tmp-*` files older wharf versions left in the root and beside the
+    /// blobs, once nothing has written to them for [`LEGACY_TEMP_AGE`].
+    fn remove_legacy_temp_files(&self) {
         let now = SystemTime::now();
         for dir in [self.root.clone(), self.root.join("blobs").join("sha256")] {
             let Ok(entries) = fs::read_dir(dir) else {
@@ -540,11 +546,15 @@ impl Layout {
                     .file_name()
                     .to_str()
                     .is_some_and(|n| n.starts_with(LEGACY_TEMP_PREFIX));
+                // Blobs are not even looked at: one stat per blob per open would add up.
+                if !legacy {
+                    continue;
+                }
                 let untouched = entry
                     .metadata()
                     .and_then(|m| m.modified())
                     .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > LEGACY_TEMP_AGE);
-                if legacy && untouched {
+                if untouched {
                     let _ = fs::remove_file(entry.path());
                 }
             }
