@@ -298,21 +298,15 @@ pub fn verdict(outcome: &ScanOutcome) -> Result<()> {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename,
-/// so a reader never sees half a report.
+/// so a reader never sees half a report; with the umask's permissions, like the layout's
+/// files (`wharf::oci::atomic`).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("writing into {}", dir.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    wharf::oci::atomic::write(path, bytes)?;
     Ok(())
 }
 

@@ -228,7 +228,9 @@ pub fn diff_id(spec: &LayerSpec, owner: Ownership) -> Result<Digest, Error> {
 }
 
 /// Writes the layer into `layout` as tar+gzip, unless `known` already has a compressed
-/// layer with the same uncompressed content (same diff id), which is then reused as is.
+/// layer with the same uncompressed content (same diff id) whose blob is intact in the
+/// layout, which is then reused as is. A damaged blob is never reused: the layer is
+/// compressed again, and the same bytes replace it under the same digest.
 ///
 /// Two passes over the files when `known` is not empty: the first only hashes the tar
 /// stream (cheap, and all a rebuild with unchanged files needs); the second compresses it on
@@ -245,7 +247,7 @@ pub fn write_layer(
         None
     } else {
         let diff_id = diff_id(spec, owner)?;
-        if let Some(descriptor) = known.get(&diff_id).filter(|d| layout.has_blob(d)) {
+        if let Some(descriptor) = known.get(&diff_id).filter(|d| layout.has_intact_blob(d)) {
             return Ok(Layer {
                 descriptor: descriptor.clone(),
                 diff_id,

@@ -11,7 +11,7 @@
 
 mod layer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::PathBuf;
 
@@ -188,6 +188,7 @@ pub fn build(spec: &BuildSpec<'_>, layout: &Layout, tag: Option<&str>) -> Result
     labels.insert(label::CREATED.into(), created.clone());
     run.labels.extend(labels.clone());
 
+    let base_layers: BTreeSet<Digest> = manifest_layers.iter().map(|l| l.digest.clone()).collect();
     for (layer, layer_spec) in layers.iter().zip(&spec.layers) {
         config.rootfs.diff_ids.push(layer.diff_id.clone());
         config.history.push(History {
@@ -222,6 +223,7 @@ pub fn build(spec: &BuildSpec<'_>, layout: &Layout, tag: Option<&str>) -> Result
         config: config_bytes,
         layout,
         base: spec.base.as_ref().map(|b| b.image),
+        base_layers,
     };
     let (descriptor, _) = layout.write_image(&built, tag)?;
     Ok(Built {
@@ -260,6 +262,7 @@ struct BuiltImage<'a> {
     config: Vec<u8>,
     layout: &'a Layout,
     base: Option<&'a dyn Image>,
+    base_layers: BTreeSet<Digest>,
 }
 
 impl Image for BuiltImage<'_> {
@@ -275,8 +278,11 @@ impl Image for BuiltImage<'_> {
         if *digest == Digest::sha256(&self.config) {
             return Ok(Box::new(io::Cursor::new(self.config.clone())));
         }
+        // The layout asks only for blobs it lacks or holds damaged: a base layer then comes
+        // from the base (a damaged copy in the layout is not read again), ours from the
+        // layout, where the build has just written them.
         match self.base {
-            Some(base) if !self.layout.blob_path(digest).exists() => base.blob(digest),
+            Some(base) if self.base_layers.contains(digest) => base.blob(digest),
             _ => self.layout.blob(digest),
         }
     }

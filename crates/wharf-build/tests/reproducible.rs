@@ -138,6 +138,84 @@ fn unchanged_layers_are_reused_and_only_the_changed_one_is_compressed() {
     );
 }
 
+/// Flips one byte in the middle of a file, keeping its size.
+fn damage(path: &Path) {
+    let mut bytes = fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(path, bytes).unwrap();
+}
+
+/// Issue 10, item 7: a layer blob damaged in the layout is not reused ("1 layers, 1
+/// reused" and a corrupt image): the layer is compressed again and replaces it, and the
+/// image reads back whole.
+#[test]
+fn a_damaged_layer_is_built_again_not_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    make_inputs(&dir, &["bin", "conf"], 0o755, 0o644, 1_000);
+    let layout = Layout::create(tmp.path().join("layout")).unwrap();
+    let first = build(&spec_for(&dir), &layout, Some("t")).unwrap();
+    let damaged = &first.layers[0].descriptor;
+    let original = fs::read(layout.blob_path(&damaged.digest)).unwrap();
+    damage(&layout.blob_path(&damaged.digest));
+
+    let second = build(&spec_for(&dir), &layout, Some("t")).unwrap();
+    assert!(!second.layers[0].reused, "the damaged layer is built again");
+    assert!(second.layers[1].reused, "the intact layer is still reused");
+    assert_eq!(
+        second.descriptor, first.descriptor,
+        "same image, same digest"
+    );
+    assert_eq!(
+        fs::read(layout.blob_path(&damaged.digest)).unwrap(),
+        original
+    );
+    let img = layout.image_by_tag("t", &Platform::linux_amd64()).unwrap();
+    for layer in image::manifest(&img).unwrap().layers {
+        std::io::copy(&mut img.blob(&layer.digest).unwrap(), &mut std::io::sink()).unwrap();
+    }
+}
+
+/// A base image of one small layer.
+fn base_spec() -> BuildSpec<'static> {
+    let mut spec = BuildSpec::new(EPOCH);
+    spec.layers.push(LayerSpec {
+        description: "base files".into(),
+        files: vec![FileEntry {
+            path: "/etc/os-release".into(),
+            content: Content::Bytes(b"ID=test\n".to_vec()),
+            mode: None,
+        }],
+    });
+    spec
+}
+
+/// Issue 10, item 7: a damaged copy of a base layer in the output layout is replaced from
+/// the base image, not read (and refused) again.
+#[test]
+fn a_damaged_base_layer_is_copied_again_from_the_base() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base_layout = Layout::create(tmp.path().join("base")).unwrap();
+    let base_built = build(&base_spec(), &base_layout, Some("v1")).unwrap();
+    let base = base_layout
+        .image_by_tag("v1", &Platform::linux_amd64())
+        .unwrap();
+    let mut spec = BuildSpec::new(EPOCH);
+    spec.base = Some(wharf_build::Base {
+        name: "oci:base:v1".into(),
+        image: &base,
+    });
+    let out = Layout::create(tmp.path().join("out")).unwrap();
+    build(&spec, &out, Some("app")).unwrap();
+    let base_layer = &base_built.layers[0].descriptor;
+    damage(&out.blob_path(&base_layer.digest));
+
+    build(&spec, &out, Some("app")).unwrap();
+    let repaired = fs::read(out.blob_path(&base_layer.digest)).unwrap();
+    assert_eq!(wharf_oci::Digest::sha256(&repaired), base_layer.digest);
+}
+
 #[test]
 fn image_config_has_user_labels_and_history() {
     let tmp = tempfile::tempdir().unwrap();
@@ -199,17 +277,9 @@ fn image_config_has_user_labels_and_history() {
 fn builds_on_a_base_image_from_a_layout() {
     let tmp = tempfile::tempdir().unwrap();
     let base_layout = Layout::create(tmp.path().join("base")).unwrap();
-    let mut base_spec = BuildSpec::new(EPOCH);
-    base_spec.layers.push(LayerSpec {
-        description: "base files".into(),
-        files: vec![FileEntry {
-            path: "/etc/os-release".into(),
-            content: Content::Bytes(b"ID=test\n".to_vec()),
-            mode: None,
-        }],
-    });
-    base_spec.env = vec!["PATH=/bin".into(), "LANG=C".into()];
-    let base_built = build(&base_spec, &base_layout, Some("v1")).unwrap();
+    let mut with_env = base_spec();
+    with_env.env = vec!["PATH=/bin".into(), "LANG=C".into()];
+    let base_built = build(&with_env, &base_layout, Some("v1")).unwrap();
     let base = base_layout
         .image_by_tag("v1", &Platform::linux_amd64())
         .unwrap();

@@ -210,3 +210,150 @@ fn a_missing_engine_image_and_an_unreachable_engine_are_clear_errors() {
     );
     assert!(stderr.contains("DOCKER_HOST"), "{stderr}");
 }
+
+/// An uncompressed tar layer with one file.
+fn tar_layer(content: &[u8]) -> Vec<u8> {
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    archive
+        .append_data(&mut header, "file.txt", content)
+        .unwrap();
+    archive.into_inner().unwrap()
+}
+
+/// An image whose blob for `digest` is `served` instead of what the manifest promises:
+/// a source that does not check its own blobs (its `raw_config` trusts them too).
+struct Mismatched {
+    manifest: Vec<u8>,
+    digest: wharf::oci::Digest,
+    served: Vec<u8>,
+    inner: wharf::oci::MemoryImage,
+}
+
+impl Image for Mismatched {
+    fn raw_manifest(&self) -> wharf::oci::Result<Vec<u8>> {
+        Ok(self.manifest.clone())
+    }
+
+    fn blob(
+        &self,
+        digest: &wharf::oci::Digest,
+    ) -> wharf::oci::Result<wharf::oci::image::BlobReader<'_>> {
+        if *digest == self.digest {
+            return Ok(Box::new(&self.served[..]));
+        }
+        self.inner.blob(digest)
+    }
+
+    fn raw_config(&self) -> wharf::oci::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        let config = image::manifest(self)?.config.digest;
+        std::io::Read::read_to_end(&mut self.blob(&config)?, &mut bytes).unwrap();
+        Ok(bytes)
+    }
+}
+
+/// A label of [`one_layer_image`]'s config.
+const LABEL: &str = "wharf.test";
+
+/// A loadable one-layer image for `content`, with the layer's descriptor.
+fn one_layer_image(content: &[u8]) -> (wharf::oci::MemoryImage, wharf::oci::Descriptor) {
+    let layer = tar_layer(content);
+    let descriptor =
+        wharf::oci::Descriptor::for_bytes(wharf::oci::media_type::OCI_LAYER_TAR, &layer);
+    let mut config = wharf::oci::ImageConfig {
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        ..Default::default()
+    };
+    config.config = Some(wharf::oci::ContainerConfig {
+        labels: [(LABEL.to_string(), "original".to_string())].into(),
+        ..Default::default()
+    });
+    config.rootfs.diff_ids.push(descriptor.digest.clone());
+    (
+        wharf::oci::MemoryImage::new(&config, vec![(descriptor.clone(), layer)]),
+        descriptor,
+    )
+}
+
+/// Loads `image` as `name` and returns the error; the engine must not have `name` after.
+fn refused_load(image: &Mismatched, name: &str) -> String {
+    let engine = wharf::engine::Engine::connect().unwrap();
+    let reference: wharf::oci::Reference = name.parse().unwrap();
+    let error = engine.load(image, &reference).unwrap_err().to_string();
+    assert_eq!(
+        engine.image_id(&reference).unwrap(),
+        None,
+        "the engine has {name} after a refused load: {error}"
+    );
+    error
+}
+
+/// Issue 10, item 6: a config that does not hash to the manifest's config digest is
+/// refused before anything reaches the engine (before, the engine loaded and tagged it,
+/// and only the image ID check after the load complained).
+#[test]
+fn load_refuses_a_config_that_does_not_match_its_digest() {
+    if !require_docker() {
+        return;
+    }
+    let (inner, _) = one_layer_image(b"config test\n");
+    let manifest = image::manifest(&inner).unwrap();
+    // A config the engine would load as it is: valid, and as long as the promised one.
+    let altered = String::from_utf8(inner.raw_config().unwrap())
+        .unwrap()
+        .replace("\"original\"", "\"imposter\"")
+        .into_bytes();
+    assert_eq!(altered.len() as u64, manifest.config.size);
+    let image = Mismatched {
+        manifest: inner.raw_manifest().unwrap(),
+        digest: manifest.config.digest.clone(),
+        served: altered,
+        inner,
+    };
+    let name = format!("wharf-e2e/bad-config:{}", std::process::id());
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let error = refused_load(&image, &name);
+    assert!(error.contains("refusing config"), "{error}");
+    assert!(
+        error.contains(&manifest.config.digest.to_string()),
+        "{error}"
+    );
+}
+
+/// Issue 10, item 6: a layer whose bytes do not match the manifest's digest is refused,
+/// even one the engine itself would accept (it matches the config's diff id, which is all
+/// `docker load` checks): the request is aborted, so the engine loads nothing.
+#[test]
+fn load_refuses_a_layer_that_does_not_match_its_digest() {
+    if !require_docker() {
+        return;
+    }
+    // The config lists the served layer's diff id; the manifest names another layer of
+    // the same size.
+    let (inner, served_descriptor) = one_layer_image(b"served layer\n");
+    let promised = tar_layer(b"other layer!\n");
+    assert_eq!(promised.len() as u64, served_descriptor.size);
+    let mut manifest = image::manifest(&inner).unwrap();
+    let served = tar_layer(b"served layer\n");
+    manifest.layers[0] =
+        wharf::oci::Descriptor::for_bytes(wharf::oci::media_type::OCI_LAYER_TAR, &promised);
+    let image = Mismatched {
+        manifest: wharf::oci::canonical_json(&manifest),
+        digest: manifest.layers[0].digest.clone(),
+        served,
+        inner,
+    };
+    let name = format!("wharf-e2e/bad-layer:{}", std::process::id());
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let error = refused_load(&image, &name);
+    assert!(error.contains("refusing blobs/sha256/"), "{error}");
+    assert!(
+        error.contains(&manifest.layers[0].digest.to_string()),
+        "{error}"
+    );
+}

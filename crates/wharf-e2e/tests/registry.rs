@@ -656,7 +656,9 @@ fn a_blob_altered_on_the_registry_disk_is_refused_on_pull() {
         "nothing unverified is written"
     );
     assert!(layout.tags().unwrap().is_empty());
-    let _ = pulled.raw_config();
+    // Only the altered layer is refused: the config on the registry is intact, the same
+    // bytes as the source image's.
+    assert_eq!(pulled.raw_config().unwrap(), img.raw_config().unwrap());
 }
 
 #[test]

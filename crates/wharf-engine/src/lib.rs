@@ -26,8 +26,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use wharf_oci::{
-    Descriptor, Digest, Image, Layout, LayoutImage, Manifest, Platform, Reference, canonical_json,
-    image, media_type,
+    Descriptor, Digest, Image, Layout, LayoutImage, Manifest, Platform, Reference, VerifyingReader,
+    canonical_json, image, media_type,
 };
 
 /// What went wrong talking to the engine.
@@ -144,9 +144,10 @@ impl Engine {
         let engine_name = engine_name(name)?;
         let manifest = image::manifest(image)?;
         let digest = image::digest(image)?;
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
-        let body = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
-            .map(Ok::<Bytes, io::Error>);
+        // The engine names the image after whatever config it receives: check it first.
+        let config = read_verified(image, &manifest.config)?;
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Chunk>(CHUNKS_IN_FLIGHT);
+        let body = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
 
         let (produced, answer) = std::thread::scope(|scope| {
             let producer = scope.spawn(|| {
@@ -154,10 +155,15 @@ impl Engine {
                     chunk: Vec::with_capacity(CHUNK),
                     sender,
                 };
-                let written = write_load_archive(image, &manifest, &engine_name, &mut out);
-                let flushed = out.send_chunk();
+                let written = write_load_archive(image, &manifest, &config, &engine_name, &mut out)
+                    .and_then(|n| out.send_chunk().map(|()| n));
+                if let Err(e) = &written {
+                    // End the body with an error, not with a shorter archive the engine might
+                    // still load: the request is aborted and nothing is loaded.
+                    out.abort(e);
+                }
                 // Dropping the writer (and its sender) ends the request body.
-                written.and_then(|n| flushed.map(|()| n))
+                written
             });
             let options = ImportImageOptions {
                 quiet: true,
@@ -211,10 +217,6 @@ impl Engine {
         let Some(image_id) = self.image_id(name)? else {
             return Err(Error::NotFound { name: engine_name });
         };
-        let invalid = |why: String| Error::Archive {
-            name: engine_name.clone(),
-            why,
-        };
         let dir = tempfile::Builder::new()
             .prefix("wharf-engine-")
             .tempdir()
@@ -222,84 +224,8 @@ impl Engine {
                 context: "creating a temporary directory for the exported image".into(),
                 source,
             })?;
-        let mut archive = self.save(&engine_name, dir.path())?;
-        let entries = index_archive(&mut archive).map_err(|e| invalid(e.to_string()))?;
-        let read = |archive: &mut File, path: &str| -> Result<Vec<u8>> {
-            let (offset, size) = *entries
-                .get(path)
-                .ok_or_else(|| invalid(format!("it lists {path} but does not contain it")))?;
-            let mut bytes = Vec::with_capacity(size as usize);
-            archive
-                .seek(SeekFrom::Start(offset))
-                .and_then(|_| Read::take(&mut *archive, size).read_to_end(&mut bytes))
-                .map_err(|e| invalid(format!("reading {path}: {e}")))?;
-            Ok(bytes)
-        };
-
-        let listed: Vec<SaveManifest> =
-            serde_json::from_slice(&read(&mut archive, "manifest.json")?)
-                .map_err(|e| invalid(format!("manifest.json: {e}")))?;
-        let [listed] = listed.as_slice() else {
-            return Err(invalid(format!(
-                "manifest.json lists {} images, expected 1",
-                listed.len()
-            )));
-        };
-        let config_bytes = read(&mut archive, &listed.config)?;
-        let config_descriptor = Descriptor::for_bytes(media_type::OCI_CONFIG, &config_bytes);
-        if config_descriptor.digest.to_string() != image_id {
-            return Err(invalid(format!(
-                "its config has digest {}, but the engine's image ID is {image_id}",
-                config_descriptor.digest
-            )));
-        }
-        let config = image::parse_config(&config_bytes)?;
-        if config.rootfs.diff_ids.len() != listed.layers.len() {
-            return Err(invalid(format!(
-                "the config lists {} layers, manifest.json {}",
-                config.rootfs.diff_ids.len(),
-                listed.layers.len()
-            )));
-        }
-
-        let layout = Layout::create(dir.path().join("layout"))?;
-        let mut layers = Vec::with_capacity(listed.layers.len());
-        for (path, diff_id) in listed.layers.iter().zip(&config.rootfs.diff_ids) {
-            let (offset, size) = *entries
-                .get(path.as_str())
-                .ok_or_else(|| invalid(format!("it lists {path} but does not contain it")))?;
-            archive
-                .seek(SeekFrom::Start(offset))
-                .map_err(|e| invalid(format!("reading {path}: {e}")))?;
-            let layer = wharf_build::compress_tar(&mut Read::take(&mut archive, size), &layout)?;
-            if &layer.diff_id != diff_id {
-                return Err(invalid(format!(
-                    "layer {path} has digest {}, but the config says {diff_id}",
-                    layer.diff_id
-                )));
-            }
-            layers.push(layer.descriptor);
-        }
-        layout.write_blob_bytes(media_type::OCI_CONFIG, &config_bytes)?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(media_type::OCI_MANIFEST.into()),
-            artifact_type: None,
-            config: config_descriptor,
-            layers,
-            subject: None,
-            annotations: Default::default(),
-        };
-        let descriptor =
-            layout.write_blob_bytes(media_type::OCI_MANIFEST, &canonical_json(&manifest))?;
-        // The spooled archive is no longer needed: free the disk before the caller copies.
-        drop(archive);
-        let _ = std::fs::remove_file(dir.path().join(SAVED));
-        Ok(Exported {
-            image: layout.image(&descriptor, &Platform::linux_amd64())?,
-            descriptor,
-            _dir: dir,
-        })
+        let archive = self.save(&engine_name, dir.path())?;
+        from_saved_archive(archive, &image_id, &engine_name, dir)
     }
 
     /// Streams `docker save NAME` into a file in `dir`.
@@ -330,6 +256,98 @@ impl Engine {
         file.seek(SeekFrom::Start(0)).map_err(io_error)?;
         Ok(file)
     }
+}
+
+/// Rebuilds the image of a `docker save` archive (spooled in `dir`, which the result keeps)
+/// as an OCI layout in `dir`, checking the config against the engine's `image_id` and
+/// every layer against the config's diff ids. Apart from [`Engine::export`] so tests can
+/// feed it archives no engine would make.
+fn from_saved_archive(
+    mut archive: File,
+    image_id: &str,
+    engine_name: &str,
+    dir: tempfile::TempDir,
+) -> Result<Exported> {
+    let invalid = |why: String| Error::Archive {
+        name: engine_name.to_string(),
+        why,
+    };
+    let entries = index_archive(&mut archive).map_err(|e| invalid(e.to_string()))?;
+    let read = |archive: &mut File, path: &str| -> Result<Vec<u8>> {
+        let (offset, size) = *entries
+            .get(path)
+            .ok_or_else(|| invalid(format!("it lists {path} but does not contain it")))?;
+        let mut bytes = Vec::with_capacity(size as usize);
+        archive
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| Read::take(&mut *archive, size).read_to_end(&mut bytes))
+            .map_err(|e| invalid(format!("reading {path}: {e}")))?;
+        Ok(bytes)
+    };
+
+    let listed: Vec<SaveManifest> = serde_json::from_slice(&read(&mut archive, "manifest.json")?)
+        .map_err(|e| invalid(format!("manifest.json: {e}")))?;
+    let [listed] = listed.as_slice() else {
+        return Err(invalid(format!(
+            "manifest.json lists {} images, expected 1",
+            listed.len()
+        )));
+    };
+    let config_bytes = read(&mut archive, &listed.config)?;
+    let config_descriptor = Descriptor::for_bytes(media_type::OCI_CONFIG, &config_bytes);
+    if config_descriptor.digest.to_string() != image_id {
+        return Err(invalid(format!(
+            "its config has digest {}, but the engine's image ID is {image_id}",
+            config_descriptor.digest
+        )));
+    }
+    let config = image::parse_config(&config_bytes)?;
+    if config.rootfs.diff_ids.len() != listed.layers.len() {
+        return Err(invalid(format!(
+            "the config lists {} layers, manifest.json {}",
+            config.rootfs.diff_ids.len(),
+            listed.layers.len()
+        )));
+    }
+
+    let layout = Layout::create(dir.path().join("layout"))?;
+    let mut layers = Vec::with_capacity(listed.layers.len());
+    for (path, diff_id) in listed.layers.iter().zip(&config.rootfs.diff_ids) {
+        let (offset, size) = *entries
+            .get(path.as_str())
+            .ok_or_else(|| invalid(format!("it lists {path} but does not contain it")))?;
+        archive
+            .seek(SeekFrom::Start(offset))
+            .map_err(|e| invalid(format!("reading {path}: {e}")))?;
+        let layer = wharf_build::compress_tar(&mut Read::take(&mut archive, size), &layout)?;
+        if &layer.diff_id != diff_id {
+            return Err(invalid(format!(
+                "layer {path} has digest {}, but the config says {diff_id}",
+                layer.diff_id
+            )));
+        }
+        layers.push(layer.descriptor);
+    }
+    layout.write_blob_bytes(media_type::OCI_CONFIG, &config_bytes)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_MANIFEST.into()),
+        artifact_type: None,
+        config: config_descriptor,
+        layers,
+        subject: None,
+        annotations: Default::default(),
+    };
+    let descriptor =
+        layout.write_blob_bytes(media_type::OCI_MANIFEST, &canonical_json(&manifest))?;
+    // The spooled archive is no longer needed: free the disk before the caller copies.
+    drop(archive);
+    let _ = std::fs::remove_file(dir.path().join(SAVED));
+    Ok(Exported {
+        image: layout.image(&descriptor, &Platform::linux_amd64())?,
+        descriptor,
+        _dir: dir,
+    })
 }
 
 /// An image exported from the engine, in a temporary OCI layout removed on drop.
@@ -401,6 +419,7 @@ fn index_archive(file: &mut File) -> io::Result<HashMap<String, (u64, u64)>> {
 fn write_load_archive(
     image: &(dyn Image + Sync),
     manifest: &Manifest,
+    config: &[u8],
     name: &str,
     out: &mut ChannelWriter,
 ) -> Result<u64> {
@@ -420,15 +439,32 @@ fn write_load_archive(
         header.set_entry_type(tar::EntryType::Regular);
         archive
             .append_data(&mut header, entry, content)
-            .map_err(io_error(format!("sending {entry} to the Docker engine")))
+            .map_err(|source: io::Error| {
+                let doing = if source.kind() == io::ErrorKind::InvalidData {
+                    "refusing"
+                } else {
+                    "sending"
+                };
+                io_error(format!("{doing} {entry} for the Docker engine"))(source)
+            })
     };
     let listed = serde_json::to_vec(&listed).expect("JSON values serialize");
     append("manifest.json", listed.len() as u64, &mut listed.as_slice())?;
-    let mut bytes = 0;
-    for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-        let mut content = image.blob(&blob.digest)?;
-        append(&path(&blob.digest), blob.size, &mut content)?;
-        bytes += blob.size;
+    append(
+        &path(&manifest.config.digest),
+        manifest.config.size,
+        &mut &config[..],
+    )?;
+    let mut bytes = manifest.config.size;
+    for layer in &manifest.layers {
+        // Checked at the end of each layer: a mismatch fails the `read` that would end it.
+        let mut content = VerifyingReader::new(
+            image.blob(&layer.digest)?,
+            layer.digest.clone(),
+            Some(layer.size),
+        );
+        append(&path(&layer.digest), layer.size, &mut content)?;
+        bytes += layer.size;
     }
     archive
         .into_inner()
@@ -439,20 +475,52 @@ fn write_load_archive(
     Ok(bytes)
 }
 
+/// The config's bytes, checked against its descriptor whatever the image's own
+/// `raw_config` checks.
+fn read_verified(image: &(dyn Image + Sync), config: &Descriptor) -> Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(config.size as usize);
+    VerifyingReader::new(
+        image.blob(&config.digest)?,
+        config.digest.clone(),
+        Some(config.size),
+    )
+    .read_to_end(&mut bytes)
+    .map_err(|source| Error::Io {
+        context: format!(
+            "refusing config {} for the Docker engine (nothing was sent)",
+            config.digest
+        ),
+        source,
+    })?;
+    Ok(bytes)
+}
+
+/// One piece of the load request's body; an error aborts the request.
+type Chunk = std::result::Result<Bytes, io::Error>;
+
 /// Sends what is written through a channel, in chunks, as the body of the load request.
 struct ChannelWriter {
     chunk: Vec<u8>,
-    sender: tokio::sync::mpsc::Sender<Bytes>,
+    sender: tokio::sync::mpsc::Sender<Chunk>,
 }
 
 impl ChannelWriter {
+    /// Ends the request body with an error (what is still buffered is never sent).
+    fn abort(&mut self, error: &Error) {
+        self.chunk.clear();
+        // If the engine stopped reading, the request has failed already.
+        let _ = self
+            .sender
+            .blocking_send(Err(io::Error::other(error.to_string())));
+    }
+
     fn send_chunk(&mut self) -> Result<()> {
         if self.chunk.is_empty() {
             return Ok(());
         }
         let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
         self.sender
-            .blocking_send(Bytes::from(full))
+            .blocking_send(Ok(Bytes::from(full)))
             .map_err(|_| Error::Io {
                 context: "sending the image to the Docker engine".into(),
                 source: io::Error::new(
@@ -494,5 +562,109 @@ mod tests {
         );
         let error = name(&format!("hello@sha256:{}", "0".repeat(64))).unwrap_err();
         assert!(error.contains("add :TAG"), "{error}");
+    }
+
+    /// The content of a `docker save` archive as the engine writes one: `manifest.json`,
+    /// the config and one layer tar.
+    struct Saved {
+        config: Vec<u8>,
+        layer: Vec<u8>,
+    }
+
+    impl Saved {
+        fn new() -> Saved {
+            let layer = b"pretend layer tar".to_vec();
+            let mut config = wharf_oci::ImageConfig {
+                architecture: "amd64".into(),
+                os: "linux".into(),
+                ..Default::default()
+            };
+            config.rootfs.diff_ids.push(Digest::sha256(&layer));
+            Saved {
+                config: canonical_json(&config),
+                layer,
+            }
+        }
+
+        fn image_id(&self) -> String {
+            Digest::sha256(&self.config).to_string()
+        }
+
+        /// Spools the archive into `dir` as `export` does, and rebuilds it.
+        fn export(&self, image_id: &str) -> Result<Exported> {
+            let dir = tempfile::tempdir().unwrap();
+            let mut archive = tar::Builder::new(Vec::new());
+            let listed =
+                br#"[{"Config":"config.json","RepoTags":["x:1"],"Layers":["l1/layer.tar"]}]"#;
+            for (path, bytes) in [
+                ("manifest.json", &listed[..]),
+                ("config.json", &self.config[..]),
+                ("l1/layer.tar", &self.layer[..]),
+            ] {
+                let mut header = tar::Header::new_ustar();
+                header.set_size(bytes.len() as u64);
+                header.set_mode(0o644);
+                header.set_entry_type(tar::EntryType::Regular);
+                archive.append_data(&mut header, path, bytes).unwrap();
+            }
+            std::fs::write(dir.path().join(SAVED), archive.into_inner().unwrap()).unwrap();
+            let file = File::open(dir.path().join(SAVED)).unwrap();
+            from_saved_archive(file, image_id, "x:1", dir)
+        }
+    }
+
+    #[test]
+    fn an_exported_archive_becomes_a_layout_image_with_the_same_config() {
+        let saved = Saved::new();
+        let exported = saved.export(&saved.image_id()).unwrap();
+        let config = exported.image().raw_config().unwrap();
+        assert_eq!(config, saved.config);
+        let manifest = image::manifest(exported.image()).unwrap();
+        assert_eq!(manifest.layers.len(), 1);
+        let mut compressed = Vec::new();
+        exported
+            .image()
+            .blob(&manifest.layers[0].digest)
+            .unwrap()
+            .read_to_end(&mut compressed)
+            .unwrap();
+        let mut layer = Vec::new();
+        flate2::read::MultiGzDecoder::new(&compressed[..])
+            .read_to_end(&mut layer)
+            .unwrap();
+        assert_eq!(layer, saved.layer);
+    }
+
+    /// Issue 10, item 6: export refuses an archive whose config is not the image the engine
+    /// named (its ID is the config's digest).
+    #[test]
+    fn export_refuses_a_config_that_is_not_the_engine_image() {
+        let mut saved = Saved::new();
+        let image_id = saved.image_id();
+        saved.config.push(b' ');
+        let error = saved.export(&image_id).err().unwrap().to_string();
+        assert!(
+            error.contains(&format!(
+                "its config has digest {}, but the engine's image ID is {image_id}",
+                Digest::sha256(&saved.config)
+            )),
+            "{error}"
+        );
+    }
+
+    /// Issue 10, item 6: export refuses a layer that does not match the config's diff id.
+    #[test]
+    fn export_refuses_a_layer_that_does_not_match_its_diff_id() {
+        let mut saved = Saved::new();
+        let diff_id = Digest::sha256(&saved.layer);
+        saved.layer[3] ^= 0x01;
+        let error = saved.export(&saved.image_id()).err().unwrap().to_string();
+        assert!(
+            error.contains(&format!(
+                "layer l1/layer.tar has digest {}, but the config says {diff_id}",
+                Digest::sha256(&saved.layer)
+            )),
+            "{error}"
+        );
     }
 }

@@ -108,8 +108,23 @@ mod tests {
 
     #[test]
     fn tool_config_is_valid_toml_with_the_store() {
-        let text = tool_config(Path::new("/tmp/a \"b\"/store"));
-        assert!(text.contains(r#"dir = "/tmp/a \"b\"/store""#), "{text}");
-        assert!(text.contains("[profile.wharf-matrix.junit]"));
+        let store = r#"/tmp/a "b" \c/store"#;
+        let text = tool_config(Path::new(store));
+        // Parsed by a TOML parser, not searched for text: quotes and backslashes in the
+        // path must come back as they were.
+        let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(parsed["store"]["dir"].as_str(), Some(store), "{text}");
+        let profile = &parsed["profile"][PROFILE];
+        assert_eq!(profile["fail-fast"].as_bool(), Some(false), "{text}");
+        assert_eq!(
+            profile["junit"]["path"].as_str(),
+            Some("junit.xml"),
+            "{text}"
+        );
+        // nextest writes the report to <store.dir>/<profile>/<junit.path>.
+        let written = Path::new(store)
+            .join(PROFILE)
+            .join(profile["junit"]["path"].as_str().unwrap());
+        assert_eq!(junit_path(Path::new(store)), written);
     }
 }

@@ -34,6 +34,10 @@ pub enum Error {
     },
     #[error("{path} is not an OCI image layout: {why}")]
     NotALayout { path: PathBuf, why: String },
+    #[error(
+        "{path}: is a file, not an OCI layout directory (name a directory; wharf creates it if it does not exist)"
+    )]
+    NotADirectory { path: PathBuf },
     #[error("{what} has media type {media_type:?}, expected {expected}")]
     MediaType {
         what: String,

@@ -1,18 +1,26 @@
 //! The OCI image layout (`oci-layout`, `index.json`, `blobs/<alg>/<hex>`) as source and sink.
 //!
-//! Crash safety: blobs are written to a temporary file in the same directory, flushed, and
-//! renamed to their digest only after the digest was checked; `index.json` is replaced the
-//! same way, and only after every blob it references is in place. A crash at any point
-//! therefore leaves a layout whose index references only complete, verified blobs (at worst
-//! with a stray temporary file, which readers ignore).
+//! Crash safety: blobs are written to a temporary file, flushed, and renamed to their digest
+//! only after the digest was checked; `index.json` is replaced the same way, and only after
+//! every blob it references is in place. A crash at any point therefore leaves a layout
+//! whose index references only complete, verified blobs.
+//!
+//! Temporary files live in the layout's own `.wharf-tmp/` directory, never in
+//! `blobs/<alg>/`, where every name must be a digest (`umoci gc` refuses anything else).
+//! It is on the same file system, so the rename stays atomic. A writer holds an exclusive
+//! lock on its temporary file until the rename, so the files nobody holds are the ones a
+//! killed writer left, and opening the layout removes exactly those.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tempfile::NamedTempFile;
 
+use crate::atomic;
 use crate::digest::{Digest, Hasher, VerifyingReader};
 use crate::error::{Error, IoContext, Result, json};
 use crate::image::{self, BlobReader, Image};
@@ -26,6 +34,17 @@ const INDEX_FILE: &str = "index.json";
 /// Taken while `index.json` is read, changed and replaced, so concurrent writers do not
 /// lose each other's tags.
 const LOCK_FILE: &str = "index.json.lock";
+/// The layout's temporary files: beside `blobs/`, on the same file system.
+pub const TEMP_DIR: &str = ".wharf-tmp";
+/// Where wharf before `.wharf-tmp/` left its temporary files: `.tmp-*` in the root and in
+/// `blobs/sha256/`.
+const LEGACY_TEMP_PREFIX: &str = ".tmp-";
+/// Those writers took no lock, so a legacy temporary file counts as abandoned only once
+/// nothing has written to it for this long (a live writer touches it with every write).
+const LEGACY_TEMP_AGE: Duration = Duration::from_secs(3600);
+/// Attempts at a temporary file that a concurrent cleaner did not remove between its
+/// creation and its lock (each attempt loses only to another process opening the layout).
+const TEMP_ATTEMPTS: usize = 8;
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -48,9 +67,10 @@ pub struct WriteStats {
 }
 
 impl Layout {
-    /// Opens an existing layout.
+    /// Opens an existing layout, and removes the temporary files killed writers left there.
     pub fn open(root: impl Into<PathBuf>) -> Result<Layout> {
         let root = root.into();
+        refuse_file(&root)?;
         let marker = root.join(OCI_LAYOUT_FILE);
         let bytes = fs::read(&marker).map_err(|e| Error::NotALayout {
             path: root.clone(),
@@ -69,12 +89,15 @@ impl Layout {
                 ),
             });
         }
-        Ok(Layout { root })
+        let layout = Layout { root };
+        layout.remove_abandoned_temp_files();
+        Ok(layout)
     }
 
     /// Opens the layout at `root`, creating an empty one if the directory has none.
     pub fn create(root: impl Into<PathBuf>) -> Result<Layout> {
         let root = root.into();
+        refuse_file(&root)?;
         if root.join(OCI_LAYOUT_FILE).exists() {
             return Layout::open(root);
         }
@@ -104,9 +127,25 @@ impl Layout {
             .join(digest.hex())
     }
 
-    /// True if the blob is present with the descriptor's size.
+    /// True if the blob is present with the descriptor's size. Cheap, and enough to know a
+    /// blob was written; before reusing one, [`Layout::has_intact_blob`] checks the content.
     pub fn has_blob(&self, descriptor: &Descriptor) -> bool {
         fs::metadata(self.blob_path(&descriptor.digest)).is_ok_and(|m| m.len() == descriptor.size)
+    }
+
+    /// True if the blob is present and its content matches the descriptor's digest and
+    /// size: what a writer checks before skipping (reusing) a blob, so a blob altered on
+    /// disk is written again instead of trusted. Costs one hashing pass (about 1 ms a MB).
+    pub fn has_intact_blob(&self, descriptor: &Descriptor) -> bool {
+        let Ok(file) = File::open(self.blob_path(&descriptor.digest)) else {
+            return false;
+        };
+        let mut verified = VerifyingReader::new(
+            BufReader::with_capacity(256 * 1024, file),
+            descriptor.digest.clone(),
+            Some(descriptor.size),
+        );
+        io::copy(&mut verified, &mut io::sink()).is_ok()
     }
 
     /// The layout's `index.json`.
@@ -238,25 +277,25 @@ impl Layout {
         self.image(&self.resolve(tag)?, platform)
     }
 
-    /// Writes `bytes` as a blob (if absent) and returns its descriptor.
+    /// Writes `bytes` as a blob (unless it is there intact) and returns its descriptor.
     pub fn write_blob_bytes(&self, media_type: &str, bytes: &[u8]) -> Result<Descriptor> {
         let descriptor = Descriptor::for_bytes(media_type, bytes);
-        if !self.has_blob(&descriptor) {
+        if !self.has_intact_blob(&descriptor) {
             self.write_blob(&descriptor, bytes)?;
         }
         Ok(descriptor)
     }
 
-    /// Streams `content` into the blob named by `descriptor`. The blob appears under its
-    /// digest only if the content matches digest and size; otherwise nothing is left behind.
+    /// Streams `content` into the blob named by `descriptor`, replacing whatever is there
+    /// under that name. The blob appears under its digest only if the content matches
+    /// digest and size; otherwise nothing is left behind.
     pub fn write_blob(&self, descriptor: &Descriptor, content: impl Read) -> Result<u64> {
         let digest = &descriptor.digest;
         let mut verified = VerifyingReader::new(content, digest.clone(), Some(descriptor.size));
         let dir = self.blob_path(digest);
         let dir = dir.parent().expect("blob paths have a parent");
         fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-        let mut tmp = NamedTempFile::with_prefix_in(".tmp-", dir)
-            .context(|| format!("creating a temporary file in {}", dir.display()))?;
+        let mut tmp = self.temp_file()?;
         let written = io::copy(&mut verified, tmp.as_file_mut()).map_err(|source| {
             if source.kind() == io::ErrorKind::InvalidData {
                 Error::Io {
@@ -270,7 +309,7 @@ impl Layout {
                 }
             }
         })?;
-        self.persist(tmp, &self.blob_path(digest))?;
+        atomic::persist(tmp, &self.blob_path(digest))?;
         Ok(written)
     }
 
@@ -287,8 +326,7 @@ impl Layout {
     pub fn blob_writer(&self) -> Result<BlobWriter> {
         let dir = self.root.join("blobs").join("sha256");
         fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
-        let tmp = NamedTempFile::with_prefix_in(".tmp-", &dir)
-            .context(|| format!("creating a temporary file in {}", dir.display()))?;
+        let tmp = self.temp_file()?;
         Ok(BlobWriter {
             layout: self.clone(),
             tmp: io::BufWriter::with_capacity(256 * 1024, tmp),
@@ -296,8 +334,9 @@ impl Layout {
         })
     }
 
-    /// Copies every blob of `image` that is missing here, then the manifest, then (if given)
-    /// points `tag` at it. Returns the image's descriptor and what was copied.
+    /// Copies every blob of `image` that is missing here (or damaged: a blob is skipped only
+    /// if its content matches its digest), then the manifest, then (if given) points `tag`
+    /// at it. Returns the image's descriptor and what was copied.
     pub fn write_image<I: Image + ?Sized>(
         &self,
         image: &I,
@@ -306,7 +345,7 @@ impl Layout {
         let (raw, manifest) = self.image_to_write(image, tag)?;
         let mut stats = WriteStats::default();
         for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-            if self.has_blob(blob) {
+            if self.has_intact_blob(blob) {
                 stats.blobs_skipped += 1;
                 continue;
             }
@@ -328,7 +367,7 @@ impl Layout {
         let (present, missing): (Vec<&Descriptor>, Vec<&Descriptor>) =
             std::iter::once(&manifest.config)
                 .chain(&manifest.layers)
-                .partition(|blob| self.has_blob(blob));
+                .partition(|blob| self.has_intact_blob(blob));
         let bytes = std::sync::atomic::AtomicU64::new(0);
         parallel::try_for_each(&missing, parallel, |blob| {
             let written = self.write_blob(blob, image.blob(&blob.digest)?)?;
@@ -376,29 +415,58 @@ impl Layout {
     }
 
     /// Points `tag` at `descriptor` (which must already be in the layout), replacing any
-    /// previous entry with that tag.
+    /// previous entry with that tag, and any untagged entry for the same manifest (the tag
+    /// now references it).
     pub fn tag(&self, descriptor: &Descriptor, tag: &str) -> Result<()> {
         validate_tag(tag).map_err(|source| Error::Tag {
             tag: tag.to_string(),
             source,
         })?;
-        if !self.has_blob(descriptor) {
-            return Err(Error::BlobNotFound {
-                digest: descriptor.digest.clone(),
-                location: format!(
-                    "OCI layout {} (write the image before tagging it)",
-                    self.root.display()
-                ),
-            });
-        }
+        self.require_blob(descriptor, "tagging")?;
         self.update_index(|index| {
-            index.manifests.retain(|d| d.ref_name() != Some(tag));
+            index.manifests.retain(|d| match d.ref_name() {
+                Some(name) => name != tag,
+                None => d.digest != descriptor.digest,
+            });
             let mut entry = descriptor.clone();
             entry.platform.get_or_insert_with(Platform::linux_amd64);
             entry
                 .annotations
                 .insert(ANNOTATION_REF_NAME.to_string(), tag.to_string());
             index.manifests.push(entry);
+        })
+    }
+
+    /// Lists `descriptor` (which must already be in the layout) in the index without a tag,
+    /// as skopeo does for a destination `oci:DIR`, unless an entry already references it:
+    /// the image is then reachable (`umoci gc` keeps its blobs, `oci:DIR` names it when it
+    /// is the only entry, `oci:DIR@DIGEST` tools find it). Later tags keep the entry.
+    pub fn add_untagged(&self, descriptor: &Descriptor) -> Result<()> {
+        self.require_blob(descriptor, "listing")?;
+        self.update_index(|index| {
+            if !index
+                .manifests
+                .iter()
+                .any(|d| d.digest == descriptor.digest)
+            {
+                let mut entry = descriptor.clone();
+                entry.platform.get_or_insert_with(Platform::linux_amd64);
+                index.manifests.push(entry);
+            }
+        })
+    }
+
+    /// Refuses to reference a manifest that is not in the layout.
+    fn require_blob(&self, descriptor: &Descriptor, doing: &str) -> Result<()> {
+        if self.has_blob(descriptor) {
+            return Ok(());
+        }
+        Err(Error::BlobNotFound {
+            digest: descriptor.digest.clone(),
+            location: format!(
+                "OCI layout {} (write the image before {doing} it)",
+                self.root.display()
+            ),
         })
     }
 
@@ -416,29 +484,92 @@ impl Layout {
 
     /// Atomically replaces `name` in the layout root with `bytes`.
     fn replace_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        let mut tmp = NamedTempFile::with_prefix_in(".tmp-", &self.root)
-            .context(|| format!("creating a temporary file in {}", self.root.display()))?;
+        let mut tmp = self.temp_file()?;
         tmp.write_all(bytes)
             .context(|| format!("writing {}", self.root.join(name).display()))?;
-        self.persist(tmp, &self.root.join(name))
+        atomic::persist(tmp, &self.root.join(name))
     }
 
-    /// Flushes a finished temporary file to disk and renames it into place, then flushes the
-    /// directory so the rename itself survives a crash.
-    fn persist(&self, tmp: NamedTempFile, path: &Path) -> Result<()> {
-        tmp.as_file()
-            .sync_all()
-            .context(|| format!("flushing {}", path.display()))?;
-        tmp.persist(path).map_err(|e| Error::Io {
-            context: format!("renaming into {}", path.display()),
-            source: e.error,
-        })?;
-        if let Some(dir) = path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .context(|| format!("flushing directory {}", dir.display()))?;
+    /// A new temporary file in the layout's temporary directory, locked by this process
+    /// until it is renamed into place or dropped (see the module docs).
+    fn temp_file(&self) -> Result<NamedTempFile> {
+        let dir = self.root.join(TEMP_DIR);
+        let failed = |e| Error::Io {
+            context: format!("creating a temporary file in {}", dir.display()),
+            source: e,
+        };
+        for _ in 0..TEMP_ATTEMPTS {
+            fs::create_dir_all(&dir).map_err(failed)?;
+            let tmp = atomic::temp_file_in(&dir, "").map_err(failed)?;
+            tmp.as_file().lock().map_err(failed)?;
+            // A cleaner that opened the file before the lock was taken may have removed it;
+            // a file with no name left cannot be renamed into place, so take another.
+            if tmp.as_file().metadata().map_err(failed)?.nlink() > 0 {
+                return Ok(tmp);
+            }
         }
-        Ok(())
+        Err(failed(io::Error::other(format!(
+            "{TEMP_ATTEMPTS} new files were removed as soon as they were made (is something deleting files there?)"
+        ))))
+    }
+
+    /// Removes the temporary files no live writer holds (a killed writer's lock went with
+    /// it), and those older wharf versions left beside the blobs. Best effort: a reader
+    /// without write access to the layout reads it all the same.
+    fn remove_abandoned_temp_files(&self) {
+        if let Ok(entries) = fs::read_dir(self.root.join(TEMP_DIR)) {
+            for path in entries.flatten().map(|e| e.path()) {
+                let Ok(file) = File::open(&path) else {
+                    continue;
+                };
+                // Removed while locked: a writer that created this file a moment ago and
+                // has not locked it yet finds it nameless once it has, and takes another.
+                if file.try_lock().is_ok() {
+                    let _ = fs::remove_file(&path);
+                }
+                drop(file);
+            }
+        }
+        self.remove_legacy_temp_files();
+    }
+
+    /// Removes the `.tmp-*` files older wharf versions left in the root and beside the
+    /// blobs, once nothing has written to them for [`LEGACY_TEMP_AGE`].
+    fn remove_legacy_temp_files(&self) {
+        let now = SystemTime::now();
+        for dir in [self.root.clone(), self.root.join("blobs").join("sha256")] {
+            let Ok(entries) = fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let legacy = entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(LEGACY_TEMP_PREFIX));
+                // Blobs are not even looked at: one stat per blob per open would add up.
+                if !legacy {
+                    continue;
+                }
+                let untouched = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > LEGACY_TEMP_AGE);
+                if untouched {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// A file where a layout directory should be is named as such, not reported as whatever
+/// the first file operation inside it happens to fail with.
+fn refuse_file(root: &Path) -> Result<()> {
+    match fs::metadata(root) {
+        Ok(meta) if !meta.is_dir() => Err(Error::NotADirectory {
+            path: root.to_path_buf(),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -458,7 +589,7 @@ impl BlobWriter {
             context: format!("writing a blob to {}", self.layout.root.display()),
             source: e.into_error(),
         })?;
-        self.layout.persist(tmp, &self.layout.blob_path(&digest))?;
+        atomic::persist(tmp, &self.layout.blob_path(&digest))?;
         Ok((digest, size))
     }
 }

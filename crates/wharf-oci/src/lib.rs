@@ -6,11 +6,13 @@
 //!   canonical JSON so equal values have equal digests.
 //! - [`Image`] is the one abstraction every source and sink of images works with; the
 //!   functions in [`image`] derive everything else from its three methods.
-//! - [`Layout`] is the OCI image layout on disk, both a source and a sink.
+//! - [`Layout`] is the OCI image layout on disk, both a source and a sink; [`atomic`] writes
+//!   its files (and other reports) whole or not at all, with the umask's permissions.
 //!
 //! This crate never opens a network connection and never starts a process: registries and
 //! engines live in their own crates and implement [`Image`].
 
+pub mod atomic;
 pub mod digest;
 mod error;
 pub mod image;

@@ -163,8 +163,8 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    /// Writes an image; `tagged` puts it under the destination's tag, else by digest only
-    /// (the manifests of an index).
+    /// Writes an image; `tagged` puts it under the destination's tag (a layout with no tag
+    /// lists it by digest, as skopeo does), else by digest only (the manifests of an index).
     fn image(&self, image: &dyn ImageSync, tagged: bool) -> Result<PushReport, CopyError> {
         match self.destination {
             Location::Registry(reference) => {
@@ -181,6 +181,9 @@ impl Sink<'_> {
                 let tag = if tagged { tag.as_deref() } else { None };
                 let (descriptor, stats) =
                     layout.write_image_parallel(image, tag, self.client.parallel())?;
+                if tagged && tag.is_none() {
+                    layout.add_untagged(&descriptor)?;
+                }
                 Ok(PushReport {
                     digest: Some(descriptor.digest),
                     blobs_uploaded: stats.blobs_written,
@@ -223,8 +226,9 @@ impl Sink<'_> {
             Location::Layout { dir, tag } => {
                 let layout = Layout::create(dir)?;
                 let descriptor = layout.write_blob_bytes(media_type, bytes)?;
-                if let Some(tag) = tag {
-                    layout.tag(&descriptor, tag)?;
+                match tag {
+                    Some(tag) => layout.tag(&descriptor, tag)?,
+                    None => layout.add_untagged(&descriptor)?,
                 }
                 Ok(())
             }
