@@ -125,14 +125,34 @@ fn missing_database_and_malformed_lockfile_are_clear_errors() {
     };
     let dir = tempfile::tempdir().unwrap();
     let lockfile = fixture_lockfile();
+    // Missing, and not to be fetched: how to get one.
+    let missing = dir.path().join("advisory-db");
+    let out = scan(
+        &missing,
+        &["--lockfile", lockfile.to_str().unwrap(), "--offline"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no RustSec advisory database at {}",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("git clone"), "{stderr}");
+    assert!(stderr.contains("WHARF_ADVISORY_DB"), "{stderr}");
+    // A directory that holds no advisories is named, never read as an empty database.
     let out = scan(dir.path(), &["--lockfile", lockfile.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("no RustSec advisory database at"),
+        stderr.contains(&format!(
+            "{} is not a RustSec advisory database",
+            dir.path().display()
+        )),
         "{stderr}"
     );
-    assert!(stderr.contains("git clone"), "{stderr}");
 
     let bad = dir.path().join("Cargo.lock");
     std::fs::write(
@@ -142,7 +162,7 @@ fn missing_database_and_malformed_lockfile_are_clear_errors() {
     .unwrap();
     let out = scan(&db, &["--lockfile", bad.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(&bad.display().to_string()), "{stderr}");
     assert!(stderr.contains(":5"), "names the line: {stderr}");
 }
