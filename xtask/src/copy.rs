@@ -14,7 +14,8 @@ pub struct Args {
     /// bytes_uploaded) on stdout.
     #[arg(long)]
     json: bool,
-    /// Reach this registry (HOST[:PORT]) over plain HTTP although it is not on loopback.
+    /// Do not verify this registry's certificate (HOST[:PORT], matched exactly); plain HTTP
+    /// only if it does not speak TLS.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     insecure: Vec<String>,
 }

@@ -109,7 +109,8 @@ impl ScanConfig {
 pub struct PushConfig {
     /// `docker://HOST/REPO`; every tag of the image is pushed there.
     pub destination: String,
-    /// Registries (HOST[:PORT]) reached over plain HTTP although not on loopback.
+    /// Registries (HOST[:PORT], matched exactly) whose certificate is not verified, reached
+    /// over plain HTTP only if they do not speak TLS.
     #[serde(default)]
     pub insecure: Vec<String>,
 }

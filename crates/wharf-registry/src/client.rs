@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use reqwest::StatusCode;
-use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use reqwest::blocking::{Client as Http, ClientBuilder, RequestBuilder, Response};
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 
 use crate::challenge::{self, Challenge, Scheme};
@@ -15,12 +16,20 @@ use crate::credentials::{Credential, CredentialSource};
 use crate::error::{Error, Result};
 use crate::events::{Event, Sink};
 use crate::retry::{Attempts, RetryPolicy, parse_retry_after};
+use crate::tls::{self, Transport};
 
 /// How a [`Client`] behaves.
 #[derive(Clone)]
 pub struct Config {
-    /// Registries (host[:port]) to reach over plain HTTP although not on loopback.
+    /// Registries (host[:port], compared exactly; no port is 80) whose certificate is not
+    /// verified, reached over plain HTTP only if they do not speak TLS.
     pub insecure: Vec<String>,
+    /// Docker's per-registry CA directory: `<certs_d>/<host[:port]>/*.crt` are trusted for
+    /// that registry. Default: `WHARF_CERTS_D`, else `/etc/docker/certs.d`.
+    pub certs_d: PathBuf,
+    /// Fixed addresses for host names, like curl's `--resolve` (the URL's port is kept).
+    /// `WHARF_RESOLVE=NAME=IP,...` adds to these.
+    pub resolve: Vec<(String, IpAddr)>,
     pub retry: RetryPolicy,
     /// Blobs transferred at once.
     pub parallel: usize,
@@ -35,6 +44,8 @@ impl Config {
     pub fn new() -> Config {
         Config {
             insecure: Vec::new(),
+            certs_d: tls::default_certs_d(),
+            resolve: Vec::new(),
             retry: RetryPolicy::default(),
             parallel: 4,
             chunk_size: 16 << 20,
@@ -113,7 +124,7 @@ struct Token {
 
 /// A registry client. Cheap to share between threads.
 pub struct Client {
-    http: Http,
+    transport: Transport,
     pub(crate) config: Config,
     auth: Mutex<HashMap<String, RegistryAuth>>,
 }
@@ -123,33 +134,43 @@ impl Client {
         // reqwest is built without a crypto provider so no C library is linked: install
         // ring's. A second call (another Client) finds it installed, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = Http::builder()
-            .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            // Large blobs stream for long: no total timeout; keepalive notices dead peers.
-            .timeout(None)
-            .tcp_keepalive(Duration::from_secs(30))
-            .build()
-            .map_err(|source| Error::Transport {
-                what: "creating the HTTP client".into(),
-                source,
-            })?;
+        fn builder() -> ClientBuilder {
+            Http::builder()
+                .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(15))
+                // Large blobs stream for long: no total timeout; keepalive notices dead peers.
+                .timeout(None)
+                .tcp_keepalive(Duration::from_secs(30))
+        }
+        let mut resolve = config.resolve.clone();
+        resolve.extend(tls::resolve_from_env()?);
+        let transport = Transport::new(
+            builder,
+            resolve,
+            config.certs_d.clone(),
+            config.insecure.clone(),
+        )?;
         Ok(Client {
-            http,
+            transport,
             config,
             auth: Mutex::new(HashMap::new()),
         })
     }
 
-    /// `https://registry`, or `http://` for loopback and explicitly insecure registries.
+    /// `https://registry`, or `http://` for loopback registries and insecure ones that do
+    /// not speak TLS (see [`tls`](crate::tls)).
     pub fn base_url(&self, registry: &str) -> Result<String> {
-        let scheme = if is_loopback(registry) || self.config.insecure.iter().any(|r| r == registry)
-        {
-            "http"
-        } else {
-            "https"
-        };
-        Ok(format!("{scheme}://{registry}"))
+        Ok(format!("{}://{registry}", self.transport.scheme(registry)?))
+    }
+
+    /// The error for a certificate `authority` presented and rustls refused.
+    fn untrusted(&self, what: &str, authority: &str, source: &reqwest::Error) -> Error {
+        Error::Untrusted {
+            what: what.to_string(),
+            registry: authority.to_string(),
+            why: tls::certificate_refused(source).unwrap_or_default(),
+            hint: tls::trust_hint(&self.config.certs_d, authority),
+        }
     }
 
     /// How many blobs move at once (pushes, and pulls into a layout).
@@ -174,7 +195,7 @@ impl Client {
         let mut authenticated = false;
         loop {
             attempts.start();
-            let mut request = make(&self.http);
+            let mut request = make(&self.transport.http(&access.registry)?);
             if let Some(header) = self.authorization(access)? {
                 request = request.header(AUTHORIZATION, header);
             }
@@ -196,6 +217,16 @@ impl Client {
                     )
                 }
                 Ok(response) => return Ok(response),
+                // Retrying cannot make a certificate trusted: say how to trust it.
+                Err(source) if tls::certificate_refused(&source).is_some() => {
+                    return Err(self.untrusted(what, &access.registry, &source));
+                }
+                Err(source) if tls::speaks_no_tls(&source) => {
+                    return Err(Error::NotTls {
+                        what: what.to_string(),
+                        registry: access.registry.clone(),
+                    });
+                }
                 Err(source) if replay == Replay::Safe && is_transient(&source) => {
                     (error_chain(&source), None)
                 }
@@ -336,14 +367,9 @@ impl Client {
             .ok_or_else(|| auth_error("the Bearer challenge has no realm".into()))?;
         let realm_url = reqwest::Url::parse(realm)
             .map_err(|e| auth_error(format!("the token realm {realm:?} is not a URL: {e}")))?;
-        let realm_host = realm_url.host_str().unwrap_or_default();
+        let realm_authority = tls::url_authority(&realm_url);
         if realm_url.scheme() != "https"
-            && !is_loopback(realm_host)
-            && !self
-                .config
-                .insecure
-                .iter()
-                .any(|r| r.starts_with(realm_host))
+            && !tls::plain_http_allowed(&realm_authority, &self.config.insecure)
         {
             return Err(auth_error(format!(
                 "refusing to send credentials to the plain-HTTP token realm {realm}"
@@ -358,6 +384,7 @@ impl Client {
             }
         }
         let service = challenge.service();
+        let http = self.transport.http(&realm_authority)?;
         let mut attempts = Attempts::new(&self.config.retry);
         let response = loop {
             attempts.start();
@@ -372,7 +399,7 @@ impl Client {
                     if let Some(service) = service {
                         form.push(("service", service.to_string()));
                     }
-                    self.http.post(realm_url.clone()).form(&form)
+                    http.post(realm_url.clone()).form(&form)
                 }
                 other => {
                     let mut url = realm_url.clone();
@@ -385,7 +412,7 @@ impl Client {
                             query.append_pair("scope", scope);
                         }
                     }
-                    let request = self.http.get(url);
+                    let request = http.get(url);
                     match other {
                         Some(Credential::Basic { username, password }) => {
                             request.basic_auth(username, Some(password.expose()))
@@ -402,6 +429,9 @@ impl Client {
                     std::thread::sleep(wait);
                 }
                 Ok(r) => break r,
+                Err(e) if tls::certificate_refused(&e).is_some() => {
+                    return Err(self.untrusted("fetching a token", &realm_authority, &e));
+                }
                 Err(e) if is_transient(&e) => {
                     let wait = attempts.next_delay(None).ok_or_else(|| {
                         auth_error(format!("token server {realm}: {}", error_chain(&e)))
@@ -452,12 +482,7 @@ impl Client {
 
 /// True for 127.0.0.0/8, ::1 and localhost, with or without a port.
 pub fn is_loopback(registry: &str) -> bool {
-    let host = if let Some(rest) = registry.strip_prefix('[') {
-        rest.split(']').next().unwrap_or_default()
-    } else {
-        registry.split(':').next().unwrap_or_default()
-    };
-    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    tls::is_loopback(registry)
 }
 
 fn is_retryable(status: StatusCode) -> bool {

@@ -30,6 +30,23 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// The registry's TLS certificate is not trusted; retrying cannot help.
+    #[error("{what}: the TLS certificate of {registry} is not trusted ({why}) (hint: {hint})")]
+    Untrusted {
+        what: String,
+        registry: String,
+        why: String,
+        hint: String,
+    },
+    /// The registry answered the TLS handshake in clear text.
+    #[error(
+        "{what}: {registry} does not speak TLS (hint: if it is a plain-HTTP registry on a network \
+         you trust, name it with --insecure-registry {registry})"
+    )]
+    NotTls { what: String, registry: String },
+    /// A setting (an environment variable) that cannot be used.
+    #[error("{name}: {why}")]
+    Setting { name: &'static str, why: String },
     #[error("authenticating to {registry}: {why}")]
     Auth { registry: String, why: String },
     #[error("{what}: the registry's answer is not what the protocol says: {why}")]

@@ -7,8 +7,8 @@
 //! mounts with a token that has `pull` on the source; every blob and manifest checked
 //! against its digest; and progress events. Credentials never appear in messages.
 //!
-//! HTTPS with certificate verification; plain HTTP only for loopback registries or ones
-//! listed as insecure.
+//! HTTPS with certificate verification; plain HTTP only for loopback registries, or ones
+//! listed as insecure that do not speak TLS ([`tls`]).
 
 pub mod challenge;
 mod client;
@@ -19,6 +19,7 @@ mod push;
 pub mod referrers;
 mod remote;
 pub mod retry;
+pub mod tls;
 
 pub use client::{Access, Client, Config, Replay, check, is_loopback};
 pub use error::{Error, Result};

@@ -18,6 +18,7 @@ mod fixture;
 pub mod http;
 mod proxy;
 mod referrers_api;
+mod tls;
 mod token;
 
 #[cfg(test)]
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 pub use fixture::{TinyImage, write_tiny_image};
 pub use proxy::{FaultPlan, FaultProxy, FaultStats};
 pub use referrers_api::ReferrersRegistry;
+pub use tls::{TLS_HOST, TestCa};
 pub use token::{
     Access, ISSUER, KeyHint, REGISTRY_LEEWAY, SERVICE, TokenAuth, TokenRequest, TokenServer,
     libtrust_key_id,
@@ -80,6 +82,8 @@ pub struct Registry {
     root: PathBuf,
     config: PathBuf,
     log: PathBuf,
+    /// Serves HTTPS ([`Registry::try_start_tls`]).
+    tls: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -101,6 +105,16 @@ impl Registry {
     /// `docker-registry` (or `htpasswd` for [`Auth::Htpasswd`]) is missing and services are
     /// not required. Under `CI=true` or `WHARF_REQUIRE_SERVICES=1` a missing tool panics.
     pub fn try_start(auth: Auth) -> Option<Registry> {
+        Registry::launch(auth, None)
+    }
+
+    /// Like [`Registry::try_start`], serving HTTPS only, with `ca`'s server certificate
+    /// (for [`TLS_HOST`] and 127.0.0.1).
+    pub fn try_start_tls(auth: Auth, ca: &TestCa) -> Option<Registry> {
+        Registry::launch(auth, Some(ca))
+    }
+
+    fn launch(auth: Auth, tls: Option<&TestCa>) -> Option<Registry> {
         let bin = find_tool(
             &["docker-registry", "registry"],
             "--version",
@@ -153,6 +167,13 @@ impl Registry {
         // A fixed secret per registry: upload URLs carry state signed with it, so uploads
         // started before a restart can be resumed after it.
         let secret = format!("wharf-test-{}", std::process::id());
+        let tls_yaml = tls.map_or_else(String::new, |ca| {
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                yaml_path(ca.server_cert()),
+                yaml_path(ca.server_key())
+            )
+        });
         let mut registry = Registry {
             child: None,
             bin,
@@ -160,6 +181,7 @@ impl Registry {
             root,
             config,
             log,
+            tls: tls.is_some(),
             _dir: dir,
         };
         let mut last_error = String::new();
@@ -171,6 +193,7 @@ impl Registry {
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
                  maintenance:\n    uploadpurging:\n      enabled: false\n\
                  http:\n  addr: {}\n  secret: {}\n\
+                 {tls_yaml}\
                  {auth_yaml}",
                 yaml_path(&registry.root),
                 yaml(&registry.host()),
@@ -198,9 +221,16 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.host())
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.host())
+    }
+
+    /// `registry.wharf.test:PORT`: the registry under the name of its TLS certificate,
+    /// which wharf does not treat as loopback (clients must be told its address).
+    pub fn tls_host(&self) -> String {
+        format!("{TLS_HOST}:{}", self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -316,7 +346,7 @@ impl Registry {
             }
             if let Ok(r) =
                 http::request_with_timeout(&host, "GET", "/v2/", &[], &[], Duration::from_secs(2))
-                && (r.status == 200 || r.status == 401)
+                && (r.status == 200 || r.status == 401 || self.tls && answers_tls_only(&r))
             {
                 return Ok(());
             }
@@ -332,6 +362,11 @@ impl Drop for Registry {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Go's answer to a plain-HTTP request on a TLS port: the server is up and speaks TLS.
+fn answers_tls_only(r: &http::Response) -> bool {
+    r.status == 400 && r.text().contains("HTTPS server")
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
