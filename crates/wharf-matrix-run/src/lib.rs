@@ -274,6 +274,7 @@ pub enum Error {
 
 /// The workspace's packages as the planner needs them, from `cargo metadata`.
 pub fn packages(manifest_path: &Path) -> Result<Vec<PackageInfo>, Error> {
+    tracing::debug!(manifest = %manifest_path.display(), "starting process: cargo metadata --no-deps");
     let metadata = cargo_metadata::MetadataCommand::new()
         .manifest_path(manifest_path)
         .no_deps()

@@ -52,6 +52,7 @@ pub fn run(
         .stdout(log.try_clone()?)
         .stderr(log.try_clone()?)
         .process_group(0);
+    tracing::debug!(?command, "starting process");
     let mut child = command.spawn()?;
     let group = Pid::from_child(&child);
     let exit = loop {

@@ -212,6 +212,7 @@ pub fn run_command(root: &Path, argv: &[String]) -> Result<(), String> {
     } else {
         program.clone()
     };
+    tracing::debug!(?argv, "starting process");
     let status = Command::new(&program)
         .args(args)
         .current_dir(root)

@@ -490,6 +490,7 @@ impl DockerConfig {
         let server = server_url(host);
         let mut command = Command::new(executable);
         command.arg("get").env("PATH", &search_path);
+        tracing::debug!(?command, "starting credential helper");
         let outcome = run_with_timeout(command, server.as_bytes(), self.helper_timeout).map_err(
             |source| CredentialError::HelperSpawn {
                 helper: helper.clone(),

@@ -244,6 +244,7 @@ pub fn from_workspace(
             .collect();
         command.features(CargoOpt::SomeFeatures(list));
     }
+    tracing::debug!(command = ?command.cargo_command(), "starting process");
     let metadata = command.exec().map_err(|source| Error::Metadata {
         manifest: manifest_path.to_path_buf(),
         source,
@@ -286,6 +287,7 @@ pub fn from_workspace(
 fn target_cfg(triple: &str) -> Result<Vec<Cfg>, Error> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let command = format!("rustc --print cfg --target {triple}");
+    tracing::debug!(command, "starting process");
     let out = Command::new(rustc)
         .args(["--print", "cfg", "--target", triple])
         .stdin(Stdio::null())

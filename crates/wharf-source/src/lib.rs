@@ -78,6 +78,7 @@ pub struct GitFacts {
 
 /// Runs a command and returns its trimmed stdout.
 fn run(cmd: &mut Command) -> Result<String, Error> {
+    tracing::debug!(command = ?cmd, "starting process");
     let command = format!("{cmd:?}").replace('"', "");
     let out = cmd
         .stdin(Stdio::null())
@@ -221,6 +222,7 @@ pub struct PackageFacts {
 impl Workspace {
     /// Reads the workspace that contains `dir`.
     pub fn load(dir: &Path) -> Result<Workspace, Error> {
+        tracing::debug!(dir = %dir.display(), "starting process: cargo metadata --no-deps");
         let metadata = cargo_metadata::MetadataCommand::new()
             .current_dir(dir)
             .no_deps()
@@ -322,6 +324,7 @@ impl Workspace {
             .stdout(Stdio::null());
         let command =
             format!("cargo build --release --package {package} --bin {bin} --target {target}");
+        tracing::debug!(command = ?cmd, "starting process");
         let status = cmd.status().map_err(|source| Error::Spawn {
             command: command.clone(),
             source,
