@@ -20,7 +20,7 @@ pub mod referrers;
 mod remote;
 pub mod retry;
 
-pub use client::{Access, Client, Config, Replay, check, is_loopback};
+pub use client::{Access, Client, Config, Replay, TIMEOUT_ENV, check, is_loopback};
 pub use error::{Error, Result};
 pub use events::{BlobOutcome, Event};
 pub use push::PushReport;
