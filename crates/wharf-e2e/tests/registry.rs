@@ -593,7 +593,10 @@ fn retry_after_503s_and_reset_connections_within_budget_then_a_clear_error() {
     assert_eq!(report.digest, Some(expected.clone()));
     assert_eq!(proxy.stats().faulted, 3, "{:?}", proxy.received());
     let (retries, resumes, restarts) = retries_and_restarts(&events);
-    let after_503: Vec<_> = retries.iter().filter(|r| r.contains("503")).collect();
+    let after_503: Vec<_> = retries
+        .iter()
+        .filter(|r| r.starts_with("registry answered 503"))
+        .collect();
     assert_eq!(after_503.len(), 2, "{retries:?}");
     assert!(
         after_503.iter().all(|r| r.ends_with("after 1s")),

@@ -177,7 +177,7 @@ impl Client {
         // But the wait for the head runs from the start of the request, upload included,
         // so a large chunk on a slow link would time out while progressing. Chunks go
         // through a client without it and get a deadline that grows with their size
-        // ([`Client::deadline`]).
+        // ([`Client::upload_deadline`]).
         let uploads = build(None)?;
         Ok(Client {
             http,
@@ -236,14 +236,18 @@ impl Client {
                 what: what.to_string(),
                 source,
             })?;
-            let body = request
-                .body()
-                .and_then(|b| b.as_bytes())
-                .map_or(0, |b| b.len() as u64);
-            let deadline = self.deadline(body);
-            if replay == Replay::Never {
-                *request.timeout_mut() = Some(deadline);
-            }
+            let deadline = match replay {
+                Replay::Safe => self.config.read_timeout,
+                Replay::Never => {
+                    let body = request
+                        .body()
+                        .and_then(|b| b.as_bytes())
+                        .map_or(0, <[u8]>::len);
+                    let deadline = self.upload_deadline(body as u64);
+                    *request.timeout_mut() = Some(deadline);
+                    deadline
+                }
+            };
             let (method, url) = (request.method().clone(), request.url().clone());
             let started = Instant::now();
             let result = http.execute(request);
@@ -324,7 +328,7 @@ impl Client {
 
     /// How long a request may go without an answer: the read timeout, plus a second per
     /// [`MIN_UPLOAD_RATE`] bytes of a chunk it uploads.
-    fn deadline(&self, body: u64) -> Duration {
+    fn upload_deadline(&self, body: u64) -> Duration {
         self.config.read_timeout + Duration::from_secs(body / MIN_UPLOAD_RATE)
     }
 
@@ -596,7 +600,10 @@ fn describe_failure(
             redacted(url)
         )
     } else {
-        format!("{method} {}: {}", redacted(url), error_chain(e))
+        // reqwest's own message repeats the URL with its query (an upload's state): the
+        // causes alone, after the redacted URL.
+        let cause = std::error::Error::source(e).map_or_else(|| e.to_string(), |c| error_chain(c));
+        format!("{method} {}: {cause}", redacted(url))
     }
 }
 

@@ -183,6 +183,9 @@ impl Client {
                     .body(chunk.clone())
             });
             sent_bytes += len;
+            // Whether the registry refused the chunk's offset, from the status (a message
+            // can hold "416" anywhere, in an upload URL's state for one).
+            let mut offset_rejected = false;
             let failure = match result {
                 Ok(response) if response.status() == StatusCode::ACCEPTED => {
                     session = location(&base, &response, &what)?;
@@ -199,6 +202,7 @@ impl Client {
                         || response.status() == StatusCode::TOO_MANY_REQUESTS
                         || response.status() == StatusCode::RANGE_NOT_SATISFIABLE =>
                 {
+                    offset_rejected = response.status() == StatusCode::RANGE_NOT_SATISFIABLE;
                     format!("registry answered {}", response.status())
                 }
                 Ok(response) => {
@@ -211,7 +215,6 @@ impl Client {
                 Err(Error::Transport { source, .. }) => error_chain(&source),
                 Err(other) => return Err(other),
             };
-            let offset_rejected = failure.contains("416");
             self.wait_before_retry(&attempts, &what, failure, None)?;
             // Ask the registry how much it has; resume there, or start a new session if it
             // forgot this one (restarted without a shared secret, or cancelled it).
