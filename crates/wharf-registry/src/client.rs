@@ -602,7 +602,7 @@ fn describe_failure(
     } else {
         // reqwest's own message repeats the URL with its query (an upload's state): the
         // causes alone, after the redacted URL.
-        let cause = std::error::Error::source(e).map_or_else(|| e.to_string(), |c| error_chain(c));
+        let cause = std::error::Error::source(e).map_or_else(|| e.to_string(), error_chain);
         format!("{method} {}: {cause}", redacted(url))
     }
 }
