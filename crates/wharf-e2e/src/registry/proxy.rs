@@ -368,6 +368,9 @@ fn serve(client: TcpStream, tracker: &Tracker, shared: &Shared) {
                 let drained =
                     !expect_continue && http::drain_body(&mut client_r, framing, MAX_BODY).is_ok();
                 let close = close_after || !drained;
+                // An answer to HEAD has no body: bytes after its head would be read as the
+                // next answer on the connection.
+                let body: &[u8] = if method == "HEAD" { b"" } else { body };
                 let _ = http::respond(&mut client_w, *status, "Injected", &headers, body, close);
                 if close {
                     return;
