@@ -2,14 +2,16 @@
 //! independent clients (skopeo, docker) where they apply.
 
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use wharf::oci::{Image, Layout, Location, Platform, Reference, image, random_image};
 use wharf::pipeline::copy::copy;
 use wharf::registry::credentials::{Credential, CredentialError, CredentialSource, Secret};
 use wharf::registry::{Client, Config, Event, RetryPolicy};
-use wharf_e2e::registry::{Auth, FaultPlan, FaultProxy, Registry, TokenServer};
+use wharf_e2e::registry::{
+    Action, Auth, Fault, FaultPlan, FaultProxy, Registry, Target, TokenServer,
+};
 use wharf_e2e::{example_image, free_port, require_docker, require_skopeo, run, wait_for_health};
 
 /// Fixed credentials for one test.
@@ -389,44 +391,44 @@ fn tokens_that_expire_in_the_middle_of_a_push_are_renewed() {
     let Some(registry) = Registry::try_start(Auth::Token(tokens.registry_auth())) else {
         return;
     };
-    // The registry rejects each token one second after it is issued, while the client
-    // (which renews early, but never more often than every 5 s) still thinks it valid: the
-    // push meets 401s on the way and must fetch new tokens and carry on.
-    tokens.set_token_lifetime_enforced(Duration::from_secs(1));
+    // The 2nd and 4th chunk meet a 401 with the registry's challenge, as when a token
+    // expires while the client still thinks it valid (the registry's own rejection of an
+    // expired token is checked by the harness test `registry_leeway_and_enforced_token_lifetime`):
+    // the push must fetch a new token each time and carry on, spending no retries.
+    let challenge = format!(
+        "Bearer realm=\"{}\",service=\"{}\",scope=\"repository:expiring/app:pull,push\"",
+        tokens.realm(),
+        wharf_e2e::registry::SERVICE
+    );
+    let expired = Action::status(401, &[("WWW-Authenticate", challenge.as_str())]);
+    let proxy = FaultProxy::start(
+        &registry.host(),
+        FaultPlan::new([2, 4].map(|n| {
+            Fault::new(
+                Target::nth("PATCH", "/expiring/app/blobs/uploads/", n),
+                expired.clone(),
+            )
+        })),
+    );
     let img = random_image(22, 3, 1024 * 1024);
     let (client, events) = client_with(Arc::new(Static("ci".into(), "t0ken-Pa55".into())), |c| {
         c.chunk_size = 128 * 1024;
         c.parallel = 1;
-        let record = c.events.clone();
-        // Slow the upload down (about 3 s in all) so that tokens expire during it.
-        c.events = Arc::new(move |e: &Event| {
-            if matches!(e, Event::BlobProgress { .. }) {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            record(e);
-        });
     });
-    let target = reference(&format!("{}/expiring/app:v1", registry.host()));
-    let started = std::time::Instant::now();
+    let target = reference(&format!("{}/expiring/app:v1", proxy.host()));
     let report = client.push(&img, &target, None).unwrap();
-    assert!(
-        started.elapsed() > Duration::from_secs(2),
-        "the push was too quick to test expiry"
-    );
     assert_eq!(report.digest, Some(image::digest(&img).unwrap()));
-    let issued = tokens.tokens_issued();
-    assert!(
-        issued >= 3,
-        "only {issued} tokens issued during a push longer than their life"
-    );
-    // Renewals are not retries: the budget was not touched.
-    let retries = events
-        .lock()
-        .unwrap()
+    assert_eq!(proxy.stats().faulted, 2, "{:?}", proxy.received());
+    // One token for the push's scopes, then one per rejection.
+    let push_tokens = tokens
+        .requests()
         .iter()
-        .filter(|e| matches!(e, Event::Retry { .. }))
+        .filter(|r| r.scopes.iter().any(|s| s.contains("push")))
         .count();
-    assert_eq!(retries, 0);
+    assert_eq!(push_tokens, 3, "{:?}", tokens.requests());
+    // Renewals are not retries: the budget was not touched.
+    let (retries, _, _) = retries_and_restarts(&events);
+    assert!(retries.is_empty(), "{retries:?}");
     // And the image is whole: pull it back, every blob verified.
     let dir = tempfile::tempdir().unwrap();
     let copied = copy(
@@ -438,6 +440,19 @@ fn tokens_that_expire_in_the_middle_of_a_push_are_renewed() {
     assert_eq!(copied.digest, report.digest);
 }
 
+/// Waits (bounded) for the next event matching `wanted` on `events`.
+fn next_event(events: &mpsc::Receiver<Event>, mut wanted: impl FnMut(&Event) -> bool) -> Event {
+    for _ in 0..100_000 {
+        let event = events
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the push stopped sending events");
+        if wanted(&event) {
+            return event;
+        }
+    }
+    panic!("no matching event among 100000");
+}
+
 #[test]
 fn registry_killed_mid_push_and_restarted_the_push_completes() {
     let Some(mut registry) = Registry::try_start(Auth::None) else {
@@ -447,7 +462,13 @@ fn registry_killed_mid_push_and_restarted_the_push_completes() {
     // 4 layers of 6 MiB pushed in 512 KiB chunks, one at a time: long enough to be cut.
     let img = random_image(13, 4, 6 << 20);
     let expected = image::digest(&img).unwrap();
-    let (client, events) = client_with(Arc::new(NoCredentials), |c| {
+    // Every event goes to the test; the push is parked at its 16th progress event until
+    // the test has killed the registry, so the kill lands mid-push whatever the speed.
+    let (sender, events) = mpsc::channel::<Event>();
+    let (resume, parked) = mpsc::channel::<()>();
+    let parked = Mutex::new(parked);
+    let progressed = std::sync::atomic::AtomicUsize::new(0);
+    let (client, _) = client_with(Arc::new(NoCredentials), |c| {
         c.chunk_size = 512 << 10;
         c.parallel = 1;
         c.retry = RetryPolicy {
@@ -455,24 +476,23 @@ fn registry_killed_mid_push_and_restarted_the_push_completes() {
             budget: Duration::from_secs(120),
             ..RetryPolicy::default()
         };
+        c.events = Arc::new(move |e: &Event| {
+            let _ = sender.send(e.clone());
+            if matches!(e, Event::BlobProgress { .. })
+                && progressed.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == 16
+            {
+                let _ = parked.lock().unwrap().recv_timeout(Duration::from_secs(60));
+            }
+        });
     });
     let destination = reference(&format!("{host}/crash/app:v1"));
     let report = std::thread::scope(|scope| {
         let push = scope.spawn(|| client.push(&img, &destination, None));
-        // Kill once some bytes of the second layer are confirmed.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let progressed = events
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|e| matches!(e, Event::BlobProgress { .. }))
-                .count();
-            if progressed >= 16 || std::time::Instant::now() > deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut progress = 0;
+        next_event(&events, |e| {
+            progress += usize::from(matches!(e, Event::BlobProgress { .. }));
+            progress == 16
+        });
         // No tag may point at the image while it is incomplete.
         let (probe, _) = anonymous();
         assert!(
@@ -480,17 +500,14 @@ fn registry_killed_mid_push_and_restarted_the_push_completes() {
             "manifest visible before its blobs"
         );
         registry.kill();
-        std::thread::sleep(Duration::from_secs(2));
+        resume.send(()).unwrap();
+        // The client noticed (a retry is announced) before the registry comes back.
+        next_event(&events, |e| matches!(e, Event::Retry { .. }));
         registry.restart();
         push.join().unwrap()
     })
     .unwrap();
     assert_eq!(report.digest, Some(expected.clone()));
-    let events = events.lock().unwrap();
-    assert!(
-        events.iter().any(|e| matches!(e, Event::Retry { .. })),
-        "the kill caused no retry"
-    );
     // Every blob is there and intact: pull it all back, verified.
     let (client, _) = anonymous();
     let pulled = client
@@ -523,6 +540,18 @@ fn retries_and_restarts(events: &Mutex<Vec<Event>>) -> (Vec<String>, usize, usiz
     (retries, resumes, restarts)
 }
 
+/// A retry policy for tests: quick backoff, `attempts` in all.
+fn quick(attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: attempts,
+        budget: Duration::from_secs(60),
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+    }
+}
+
+const UPLOADS: &str = "/blobs/uploads/";
+
 #[test]
 fn retry_after_503s_and_reset_connections_within_budget_then_a_clear_error() {
     let Some(registry) = Registry::try_start(Auth::None) else {
@@ -531,19 +560,29 @@ fn retry_after_503s_and_reset_connections_within_budget_then_a_clear_error() {
     let img = random_image(14, 3, 2 << 20);
     let expected = image::digest(&img).unwrap();
 
-    // 503 with Retry-After for the first three requests, and every second connection that
-    // sends a body reset right after its head: the registry stored none of that chunk, so
-    // its confirmed offset is valid and the upload resumes there.
+    // 503 with Retry-After: 1 for the first two requests, and the 2nd chunk PATCH reset
+    // before any byte of it reached the registry: the registry's confirmed offset is valid,
+    // so the upload resumes there.
     let proxy = FaultProxy::start(
         &registry.host(),
-        FaultPlan {
-            unavailable_first: 3,
-            retry_after_secs: 1,
-            reset_every: Some(2),
-            reset_after_bytes: Some(0),
-        },
+        FaultPlan::new([
+            Fault::new(
+                Target {
+                    count: 2,
+                    ..Target::all()
+                },
+                Action::status(503, &[("Retry-After", "1")]),
+            ),
+            Fault::new(
+                Target::nth("PATCH", UPLOADS, 2),
+                Action::ResetBeforeForwarding,
+            ),
+        ]),
     );
-    let (client, events) = client_with(Arc::new(NoCredentials), |c| c.chunk_size = 256 << 10);
+    let (client, events) = client_with(Arc::new(NoCredentials), |c| {
+        c.chunk_size = 256 << 10;
+        c.parallel = 1;
+    });
     let report = client
         .push(
             &img,
@@ -552,40 +591,42 @@ fn retry_after_503s_and_reset_connections_within_budget_then_a_clear_error() {
         )
         .unwrap();
     assert_eq!(report.digest, Some(expected.clone()));
-    let stats = proxy.stats();
-    assert_eq!(stats.injected_503, 3, "{stats:?}");
-    assert!(stats.resets > 0, "{stats:?}");
-    let (retries, resumes, _) = retries_and_restarts(&events);
+    assert_eq!(proxy.stats().faulted, 3, "{:?}", proxy.received());
+    let (retries, resumes, restarts) = retries_and_restarts(&events);
+    let after_503: Vec<_> = retries
+        .iter()
+        .filter(|r| r.starts_with("registry answered 503"))
+        .collect();
+    assert_eq!(after_503.len(), 2, "{retries:?}");
     assert!(
-        retries.iter().filter(|r| r.contains("503")).count() >= 3,
-        "{retries:?}"
-    );
-    assert!(
-        retries
-            .iter()
-            .any(|r| r.contains("503") && r.contains("after 1s")),
+        after_503.iter().all(|r| r.ends_with("after 1s")),
         "Retry-After: 1 honored: {retries:?}"
     );
-    assert!(
-        resumes > 0,
+    assert_eq!(
+        (retries.len(), resumes, restarts),
+        (3, 1, 0),
         "a reset before any byte was stored resumes: {retries:?}"
     );
 
-    // Reset halfway through a chunk: CNCF distribution keeps the half it got, then cancels
-    // the upload because the client's state no longer matches ("upload resumed at wrong
-    // offset"). The client sees that the registry forgot the upload and starts the blob
-    // over; the push still completes with the same digest.
+    // The 2nd chunk PATCH reset after half its bytes reached the registry: CNCF
+    // distribution keeps that half, then cancels the upload because the client's state no
+    // longer matches ("upload resumed at wrong offset"). The client sees that the registry
+    // forgot the upload and starts the blob over; the push still completes.
     let halfway = FaultProxy::start(
         &registry.host(),
-        FaultPlan {
-            reset_every: Some(2),
-            ..FaultPlan::default()
-        },
+        FaultPlan::new([Fault::new(
+            Target::nth("PATCH", UPLOADS, 2),
+            Action::ResetAfterBodyBytes(128 << 10),
+        )]),
     );
     // Another image: the first one's blobs are in the registry now and would be skipped.
     let img = random_image(16, 3, 2 << 20);
     let expected = image::digest(&img).unwrap();
-    let (client, events) = client_with(Arc::new(NoCredentials), |c| c.chunk_size = 256 << 10);
+    let (client, events) = client_with(Arc::new(NoCredentials), |c| {
+        c.chunk_size = 256 << 10;
+        c.parallel = 1;
+        c.retry = quick(10);
+    });
     let report = client
         .push(
             &img,
@@ -594,23 +635,21 @@ fn retry_after_503s_and_reset_connections_within_budget_then_a_clear_error() {
         )
         .unwrap();
     assert_eq!(report.digest, Some(expected));
-    let (retries, _, restarts) = retries_and_restarts(&events);
-    assert!(restarts > 0, "{retries:?}");
+    let (retries, resumes, restarts) = retries_and_restarts(&events);
+    assert_eq!((resumes, restarts), (0, 1), "{retries:?}");
 
-    // Past the budget: the error says how many attempts were made.
+    // Past the budget: the error says how many attempts were made, and exactly that many
+    // requests arrived.
     let hopeless = FaultProxy::start(
         &registry.host(),
-        FaultPlan {
-            unavailable_first: 1000,
-            retry_after_secs: 0,
-            ..FaultPlan::default()
-        },
+        FaultPlan::new([Fault::new(
+            Target::all(),
+            Action::status(503, &[("Retry-After", "0")]),
+        )]),
     );
     let (client, _) = client_with(Arc::new(NoCredentials), |c| {
-        c.retry = RetryPolicy {
-            max_attempts: 4,
-            ..RetryPolicy::default()
-        };
+        c.retry = quick(4);
+        c.parallel = 1;
     });
     let err = client
         .push(
@@ -621,6 +660,301 @@ fn retry_after_503s_and_reset_connections_within_budget_then_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("gave up after 4 attempts"), "{err}");
+    assert_eq!(hopeless.stats().requests, 4);
+}
+
+/// Fetches `manifest` through a proxy applying `action` to the first `times` manifest
+/// GETs: the result, the manifest GETs the proxy received, and the Retry waits.
+fn fetch_through(
+    registry: &Registry,
+    manifest: &str,
+    action: Action,
+    times: usize,
+) -> (Result<(), String>, usize, Vec<Duration>) {
+    let proxy = FaultProxy::start(
+        &registry.host(),
+        FaultPlan::new([Fault::new(
+            Target::first("GET", "/manifests/", times),
+            action,
+        )]),
+    );
+    let (client, events) = client_with(Arc::new(NoCredentials), |c| {
+        c.retry = quick(5);
+        c.read_timeout = Duration::from_secs(1);
+    });
+    let result = client
+        .manifest(&reference(&format!("{}/{manifest}", proxy.host())))
+        .map(drop)
+        .map_err(|e| e.to_string());
+    let waits = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Retry { wait, .. } => Some(*wait),
+            _ => None,
+        })
+        .collect();
+    (result, proxy.count("GET", "/manifests/"), waits)
+}
+
+#[test]
+fn which_failures_are_retried_counted_at_the_proxy() {
+    let Some(registry) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let (client, _) = anonymous();
+    let img = random_image(31, 1, 4096);
+    client
+        .push(
+            &img,
+            &reference(&format!("{}/classes/app:v1", registry.host())),
+            None,
+        )
+        .unwrap();
+    let manifest = "classes/app:v1";
+
+    // Retried: two failures, then the answer; three requests arrive.
+    let date_past = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let retried = [
+        ("429", Action::status(429, &[])),
+        (
+            "429 Retry-After: 0",
+            Action::status(429, &[("Retry-After", "0")]),
+        ),
+        (
+            "429 Retry-After: date",
+            Action::status(429, &[("Retry-After", date_past)]),
+        ),
+        ("500", Action::status(500, &[])),
+        ("502", Action::status(502, &[])),
+        ("503", Action::status(503, &[])),
+        ("504", Action::status(504, &[])),
+        ("reset", Action::ResetBeforeForwarding),
+        ("no answer", Action::Stall),
+        ("silent mid-body", Action::StallResponseAfter(10)),
+    ];
+    for (class, action) in retried {
+        let honours_retry_after = class.contains("Retry-After");
+        let (result, requests, waits) = fetch_through(&registry, manifest, action, 2);
+        assert_eq!(result, Ok(()), "{class}");
+        assert_eq!(requests, 3, "{class}: two failures and the answer");
+        assert_eq!(waits.len(), 2, "{class}: {waits:?}");
+        if honours_retry_after {
+            assert!(waits.iter().all(|w| w.is_zero()), "{class}: {waits:?}");
+        }
+    }
+
+    // Never retried: exactly one request arrives.
+    for status in [400, 401, 403, 404] {
+        let (result, requests, waits) =
+            fetch_through(&registry, manifest, Action::status(status, &[]), 1);
+        let err = result.unwrap_err();
+        assert!(err.contains(&status.to_string()), "{status}: {err}");
+        assert_eq!((requests, waits.len()), (1, 0), "{status}: {err}");
+    }
+}
+
+#[test]
+fn a_host_that_does_not_resolve_fails_at_once() {
+    let (client, events) = client_with(Arc::new(NoCredentials), |c| c.retry = quick(10));
+    let err = client
+        .manifest(&reference("nonexistent.invalid/x/y:t"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nonexistent.invalid does not resolve"),
+        "{err}"
+    );
+    let (retries, _, _) = retries_and_restarts(&events);
+    assert!(retries.is_empty(), "not retried: {retries:?}");
+}
+
+#[test]
+fn a_silent_registry_ends_in_a_bounded_error_naming_what_was_awaited() {
+    // Accepts TCP, reads each request, never answers (nothing upstream is ever reached).
+    let silent = FaultProxy::start(
+        "127.0.0.1:9",
+        FaultPlan::new([Fault::new(Target::all(), Action::Stall)]),
+    );
+    let (client, _) = client_with(Arc::new(NoCredentials), |c| {
+        c.retry = quick(3);
+        c.read_timeout = Duration::from_secs(1);
+    });
+    let host = silent.host();
+    let err = client
+        .put_manifest(&host, "x", "t", wharf::oci::media_type::OCI_MANIFEST, b"{}")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "no answer from {host} for 1 s while waiting for the response to PUT http://{host}/v2/x/manifests/t"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("gave up after 3 attempts"), "{err}");
+    let stats = silent.stats();
+    assert_eq!((stats.connections, stats.requests), (3, 3), "{stats:?}");
+}
+
+#[test]
+fn the_cli_gives_up_on_a_silent_registry() {
+    let silent = FaultProxy::start(
+        "127.0.0.1:9",
+        FaultPlan::new([Fault::new(Target::all(), Action::Stall)]),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::create(tmp.path()).unwrap();
+    layout
+        .write_image(&random_image(32, 1, 1024), Some("v1"))
+        .unwrap();
+    let out = Command::new(wharf_e2e::xtask_binary())
+        .args(["copy", "--json"])
+        .arg(format!("oci:{}:v1", tmp.path().display()))
+        .arg(format!("docker://{}/x:t", silent.host()))
+        .env(wharf::registry::TIMEOUT_ENV, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no answer from {}", silent.host())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_copy_to_a_mismatched_digest_moves_no_tag() {
+    let Some(registry) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let host = registry.host();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::create(tmp.path()).unwrap();
+    let img = random_image(33, 1, 4096);
+    layout.write_image(&img, Some("v1")).unwrap();
+    let other = image::digest(&random_image(34, 1, 4096)).unwrap();
+    let (client, _) = anonymous();
+    let pinned = Location::Registry(reference(&format!("{host}/pinned/app:t@{other}")));
+    let err = copy(&client, &layout_location(tmp.path(), "v1"), &pinned)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not match"), "{err}");
+    let err = client
+        .push(
+            &img,
+            &reference(&format!("{host}/pinned/app:t@{other}")),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not match"), "{err}");
+    // Checked with a raw request, not wharf's client: no tag, no blob.
+    let tag =
+        wharf_e2e::registry::http::request(&host, "GET", "/v2/pinned/app/manifests/t", &[], b"")
+            .unwrap();
+    assert_eq!(tag.status, 404, "{}", registry.log());
+    let config = image::manifest(&img).unwrap().config.digest;
+    let blob = wharf_e2e::registry::http::request(
+        &host,
+        "HEAD",
+        &format!("/v2/pinned/app/blobs/{config}"),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(blob.status, 404);
+}
+
+#[test]
+fn manifests_that_do_not_match_their_digest_are_refused() {
+    let Some(registry) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let host = registry.host();
+    let (client, _) = anonymous();
+    let img = random_image(35, 1, 4096);
+    let digest = client
+        .push(&img, &reference(&format!("{host}/checked/app:v1")), None)
+        .unwrap()
+        .digest
+        .unwrap();
+    let other = random_image(36, 1, 4096).raw_manifest().unwrap();
+    // By digest, the body swapped for another manifest.
+    let swapped = FaultProxy::start(
+        &host,
+        FaultPlan::new([Fault::new(
+            Target::every("GET", "/manifests/"),
+            Action::ReplaceResponseBody(other.clone()),
+        )]),
+    );
+    let err = client
+        .manifest(&reference(&format!(
+            "{}/checked/app@{digest}",
+            swapped.host()
+        )))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not match"), "{err}");
+    // By tag, against Docker-Content-Digest: the body swapped, or the header.
+    let err = client
+        .manifest(&reference(&format!("{}/checked/app:v1", swapped.host())))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not match"), "{err}");
+    let lying = FaultProxy::start(
+        &host,
+        FaultPlan::new([Fault::new(
+            Target::every("GET", "/manifests/"),
+            Action::SetResponseHeader(
+                "Docker-Content-Digest".into(),
+                wharf::oci::Digest::sha256(&other).to_string(),
+            ),
+        )]),
+    );
+    let err = client
+        .manifest(&reference(&format!("{}/checked/app:v1", lying.host())))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not match"), "{err}");
+}
+
+#[test]
+fn an_upload_whose_source_does_not_match_its_digest_is_never_committed() {
+    let Some(registry) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let host = registry.host();
+    let (client, _) = anonymous();
+    let declared = b"the bytes the descriptor promises".to_vec();
+    let actual = b"other bytes of the very same size".to_vec();
+    let actual = actual[..declared.len()].to_vec();
+    let descriptor = wharf::oci::Descriptor::for_bytes("application/octet-stream", &declared);
+    let open = || -> wharf::registry::Result<wharf::oci::image::BlobReader<'static>> {
+        Ok(Box::new(std::io::Cursor::new(actual.clone())))
+    };
+    let err = client
+        .push_blob(&host, "unverified/app", &descriptor, None, &open)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("does not match") || err.contains("digest"),
+        "{err}"
+    );
+    for digest in [
+        descriptor.digest.clone(),
+        wharf::oci::Digest::sha256(&actual),
+    ] {
+        let head = wharf_e2e::registry::http::request(
+            &host,
+            "HEAD",
+            &format!("/v2/unverified/app/blobs/{digest}"),
+            &[],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(head.status, 404, "{digest}");
+    }
 }
 
 #[test]

@@ -109,6 +109,18 @@ pub fn copy(
         }
     };
     let root = Descriptor::for_bytes(&media_type, &bytes);
+    // Before anything is written: a destination pinned to another digest must not get its
+    // tag moved by a copy that then fails.
+    if let Location::Registry(reference) = destination
+        && let Some(expected) = reference.digest()
+    {
+        root.digest
+            .expect(expected)
+            .map_err(|mismatch| wharf_registry::Error::Verify {
+                what: format!("copying {source} to {destination}"),
+                source: mismatch,
+            })?;
+    }
     let mut totals = PushReport::default();
     // The engine holds single-platform images: an index goes in as its linux/amd64 image.
     if media_type::is_index(&media_type) && engine.is_none() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use reqwest::StatusCode;
-use reqwest::blocking::{Client as Http, ClientBuilder, RequestBuilder, Response};
+use reqwest::blocking::{Client as Http, RequestBuilder, Response};
 use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 
 use crate::challenge::{self, Challenge, Scheme};
@@ -35,13 +35,40 @@ pub struct Config {
     pub parallel: usize,
     /// Bytes per PATCH of a chunked upload; an upload resumes at chunk granularity at worst.
     pub chunk_size: usize,
+    /// Longest wait for the next bytes of an answer (reset by every read, so a slow but
+    /// progressing transfer never times out). A request that times out counts as a failed
+    /// attempt within the retry budget.
+    pub read_timeout: Duration,
     pub credentials: Arc<dyn CredentialSource>,
     pub events: Sink,
+    /// A `WHARF_REGISTRY_TIMEOUT_SECS` that is not a number, reported by [`Client::new`].
+    env_error: Option<String>,
 }
 
+/// Overrides [`Config::read_timeout`] (whole seconds), e.g. to fail fast in scripts.
+pub const TIMEOUT_ENV: &str = "WHARF_REGISTRY_TIMEOUT_SECS";
+const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Slowest upload (bytes per second) a chunk is given time for on top of the read timeout:
+/// 16 MiB chunks get 256 s more. Slower links need a smaller `Config::chunk_size`.
+const MIN_UPLOAD_RATE: u64 = 64 << 10;
+
 impl Config {
-    /// Credentials from the environment and docker's config.json; no events.
+    /// Credentials from the environment and docker's config.json; the read timeout from
+    /// `WHARF_REGISTRY_TIMEOUT_SECS` if set; no events.
     pub fn new() -> Config {
+        let (read_timeout, env_error) = match std::env::var(TIMEOUT_ENV) {
+            Err(_) => (DEFAULT_READ_TIMEOUT, None),
+            Ok(value) => match value.trim().parse::<u64>() {
+                Ok(secs) if secs > 0 => (Duration::from_secs(secs), None),
+                _ => (
+                    DEFAULT_READ_TIMEOUT,
+                    Some(format!(
+                        "{TIMEOUT_ENV}={value:?} is not a whole number of seconds above 0 (unset it for the default of {} s)",
+                        DEFAULT_READ_TIMEOUT.as_secs()
+                    )),
+                ),
+            },
+        };
         Config {
             insecure: Vec::new(),
             certs_d: tls::default_certs_d(),
@@ -49,8 +76,10 @@ impl Config {
             retry: RetryPolicy::default(),
             parallel: 4,
             chunk_size: 16 << 20,
+            read_timeout,
             credentials: Arc::new(crate::credentials::default_sources()),
             events: crate::events::ignore(),
+            env_error,
         }
     }
 }
@@ -124,6 +153,8 @@ struct Token {
 
 /// A registry client. Cheap to share between threads.
 pub struct Client {
+    /// The HTTP clients, per registry (TLS trust); their timeout is the read timeout,
+    /// which upload chunks ([`Replay::Never`]) replace with a deadline of their own.
     transport: Transport,
     pub(crate) config: Config,
     auth: Mutex<HashMap<String, RegistryAuth>>,
@@ -134,18 +165,27 @@ impl Client {
         // reqwest is built without a crypto provider so no C library is linked: install
         // ring's. A second call (another Client) finds it installed, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        fn builder() -> ClientBuilder {
+        if let Some(why) = &config.env_error {
+            return Err(Error::Config(why.clone()));
+        }
+        // The blocking client's timeout bounds the wait for an answer's head and then each
+        // read of its body separately, so a large blob that keeps streaming never times
+        // out, while a registry that accepts and then goes silent cannot hang us forever.
+        // The wait for the head runs from the start of the request, upload included, so
+        // upload chunks replace it with a deadline that grows with their size
+        // ([`Client::upload_deadline`]). Keepalive notices dead peers.
+        let read_timeout = config.read_timeout;
+        let builder = move || {
             Http::builder()
                 .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(Duration::from_secs(15))
-                // Large blobs stream for long: no total timeout; keepalive notices dead peers.
-                .timeout(None)
+                .timeout(read_timeout)
                 .tcp_keepalive(Duration::from_secs(30))
-        }
+        };
         let mut resolve = config.resolve.clone();
         resolve.extend(tls::resolve_from_env()?);
         let transport = Transport::new(
-            builder,
+            Arc::new(builder),
             resolve,
             config.certs_d.clone(),
             config.insecure.clone(),
@@ -184,6 +224,10 @@ impl Client {
 
     /// Sends the request `make` builds, authenticating on 401 and retrying what may be
     /// retried. Returns the final response whatever its status; see [`check`].
+    ///
+    /// A name that does not resolve fails at once ([`Error::Resolve`]): retrying cannot fix
+    /// a typo. With [`Replay::Never`] a transient failure is returned as
+    /// [`Error::Interrupted`] for the caller to recover from.
     pub fn send(
         &self,
         access: &Access,
@@ -195,11 +239,32 @@ impl Client {
         let mut authenticated = false;
         loop {
             attempts.start();
-            let mut request = make(&self.transport.http(&access.registry)?);
+            let http = self.transport.http(&access.registry)?;
+            let mut builder = make(&http);
             if let Some(header) = self.authorization(access)? {
-                request = request.header(AUTHORIZATION, header);
+                builder = builder.header(AUTHORIZATION, header);
             }
-            let (reason, retry_after) = match request.send() {
+            let mut request = builder.build().map_err(|source| Error::Transport {
+                what: what.to_string(),
+                source,
+            })?;
+            let deadline = match replay {
+                Replay::Safe => self.config.read_timeout,
+                Replay::Never => {
+                    let body = request
+                        .body()
+                        .and_then(|b| b.as_bytes())
+                        .map_or(0, <[u8]>::len);
+                    let deadline = self.upload_deadline(body as u64);
+                    *request.timeout_mut() = Some(deadline);
+                    deadline
+                }
+            };
+            let (method, url) = (request.method().clone(), request.url().clone());
+            let started = Instant::now();
+            let result = http.execute(request);
+            log_request(&method, &url, attempts.made(), started, &result);
+            let (reason, retry_after) = match result {
                 Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !authenticated => {
                     authenticated = true;
                     self.authenticate(access, &response)?;
@@ -227,8 +292,22 @@ impl Client {
                         registry: access.registry.clone(),
                     });
                 }
-                Err(source) if replay == Replay::Safe && is_transient(&source) => {
-                    (error_chain(&source), None)
+                Err(source) if is_unresolved(&source) => {
+                    return Err(Error::Resolve {
+                        what: what.to_string(),
+                        host: url.host_str().unwrap_or_default().to_string(),
+                        why: error_chain(&source),
+                    });
+                }
+                Err(source) if is_transient(&source) => {
+                    let reason = describe_failure(&source, &method, &url, deadline);
+                    if replay == Replay::Never {
+                        return Err(Error::Interrupted {
+                            what: what.to_string(),
+                            reason,
+                        });
+                    }
+                    (reason, None)
                 }
                 Err(source) => {
                     return Err(Error::Transport {
@@ -237,22 +316,42 @@ impl Client {
                     });
                 }
             };
-            let Some(wait) = attempts.next_delay(retry_after) else {
-                return Err(Error::GaveUp {
-                    what: what.to_string(),
-                    attempts: attempts.made(),
-                    elapsed: attempts.elapsed(),
-                    last: reason,
-                });
-            };
-            (self.config.events)(&Event::Retry {
-                what: what.to_string(),
-                attempt: attempts.made(),
-                wait,
-                reason,
-            });
-            std::thread::sleep(wait);
+            self.wait_before_retry(&attempts, what, reason, retry_after)?;
         }
+    }
+
+    /// Sleeps before the next attempt (announcing it as [`Event::Retry`]), or gives up
+    /// with the last `reason` when attempts or budget ran out.
+    pub(crate) fn wait_before_retry(
+        &self,
+        attempts: &Attempts,
+        what: &str,
+        reason: String,
+        retry_after: Option<Duration>,
+    ) -> Result<()> {
+        let Some(wait) = attempts.next_delay(retry_after) else {
+            return Err(Error::GaveUp {
+                what: what.to_string(),
+                attempts: attempts.made(),
+                elapsed: attempts.elapsed(),
+                last: reason,
+            });
+        };
+        tracing::debug!(what, attempt = attempts.made(), ?wait, reason = %reason, "retrying");
+        (self.config.events)(&Event::Retry {
+            what: what.to_string(),
+            attempt: attempts.made(),
+            wait,
+            reason,
+        });
+        std::thread::sleep(wait);
+        Ok(())
+    }
+
+    /// How long a request may go without an answer: the read timeout, plus a second per
+    /// [`MIN_UPLOAD_RATE`] bytes of a chunk it uploads.
+    fn upload_deadline(&self, body: u64) -> Duration {
+        self.config.read_timeout + Duration::from_secs(body / MIN_UPLOAD_RATE)
     }
 
     /// The Authorization header for `access`, if the registry's scheme is known. For a
@@ -421,7 +520,16 @@ impl Client {
                     }
                 }
             };
-            match request.send() {
+            let started = Instant::now();
+            let result = request.send();
+            tracing::debug!(
+                realm = %redacted(&realm_url),
+                attempt = attempts.made(),
+                status = result.as_ref().ok().map(|r| r.status().as_u16()),
+                duration_ms = started.elapsed().as_millis() as u64,
+                "token request"
+            );
+            match result {
                 Ok(r) if is_retryable(r.status()) => {
                     let wait = attempts.next_delay(None).ok_or_else(|| {
                         auth_error(format!("token server {realm} answered {}", r.status()))
@@ -489,8 +597,88 @@ fn is_retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
+/// A failed request in words that name the registry and what was awaited.
+fn describe_failure(
+    e: &reqwest::Error,
+    method: &reqwest::Method,
+    url: &reqwest::Url,
+    deadline: Duration,
+) -> String {
+    let host = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_string(),
+        _ => url.to_string(),
+    };
+    if e.is_timeout() && !e.is_connect() {
+        format!(
+            "no answer from {host} for {} s while waiting for the response to {method} {}",
+            deadline.as_secs(),
+            redacted(url)
+        )
+    } else {
+        // reqwest's own message repeats the URL with its query (an upload's state): the
+        // causes alone, after the redacted URL.
+        let cause = std::error::Error::source(e).map_or_else(|| e.to_string(), error_chain);
+        format!("{method} {}: {cause}", redacted(url))
+    }
+}
+
 fn is_transient(e: &reqwest::Error) -> bool {
     e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()
+}
+
+/// A host name that does not resolve: hyper-util reports it as a connect error whose
+/// cause reads "dns error" (the type is private, so the text is all there is).
+fn is_unresolved(e: &reqwest::Error) -> bool {
+    e.is_connect() && error_chain(e).contains("dns error")
+}
+
+/// `url` with query values hidden: upload state and token requests carry them, and
+/// logs must not.
+pub(crate) fn redacted(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    if url.query().is_some() {
+        let names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        shown
+            .query_pairs_mut()
+            .clear()
+            .extend_pairs(names.iter().map(|k| (k.as_str(), "REDACTED")));
+    }
+    shown.to_string()
+}
+
+/// One `debug!` line per request; headers (never their values for credentials) at trace.
+fn log_request(
+    method: &reqwest::Method,
+    url: &reqwest::Url,
+    attempt: u32,
+    started: Instant,
+    result: &reqwest::Result<Response>,
+) {
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let url = redacted(url);
+    match result {
+        Ok(response) => {
+            tracing::debug!(%method, %url, status = response.status().as_u16(), attempt, duration_ms, "registry request");
+            tracing::trace!(%method, %url, headers = ?header_names(response.headers()), "registry response headers");
+        }
+        Err(e) => {
+            tracing::debug!(%method, %url, attempt, duration_ms, error = %error_chain(e), "registry request failed");
+        }
+    }
+}
+
+/// Header names with their values, credentials and tokens replaced.
+fn header_names(headers: &reqwest::header::HeaderMap) -> Vec<String> {
+    headers
+        .iter()
+        .map(|(name, value)| match name.as_str() {
+            "authorization" | "www-authenticate" | "set-cookie" | "cookie" => {
+                format!("{name}: REDACTED")
+            }
+            _ => format!("{name}: {}", value.to_str().unwrap_or("(binary)")),
+        })
+        .collect()
 }
 
 /// The error and its causes on one line (reqwest's Display hides the cause).

@@ -47,6 +47,20 @@ pub enum Error {
     /// A setting (an environment variable) that cannot be used.
     #[error("{name}: {why}")]
     Setting { name: &'static str, why: String },
+    /// A transient failure of a request that may not be sent again as it is (an upload
+    /// chunk); the caller asks the registry where things stand.
+    #[error("{what}: {reason}")]
+    Interrupted { what: String, reason: String },
+    /// The registry's host name does not resolve; not retried.
+    #[error("{what}: the host name {host} does not resolve; check the registry name ({why})")]
+    Resolve {
+        what: String,
+        host: String,
+        why: String,
+    },
+    /// The client's own configuration is wrong.
+    #[error("{0}")]
+    Config(String),
     #[error("authenticating to {registry}: {why}")]
     Auth { registry: String, why: String },
     #[error("{what}: the registry's answer is not what the protocol says: {why}")]

@@ -52,6 +52,16 @@ impl Client {
         mount_from: Option<&str>,
     ) -> Result<PushReport> {
         let raw = image.raw_manifest()?;
+        // Every check before anything is written: a destination pinned to another digest
+        // must not get its tag moved (nor any blob sent) by a copy that then fails.
+        if let Some(expected) = destination.digest() {
+            Digest::sha256(&raw)
+                .expect(expected)
+                .map_err(|source| Error::Verify {
+                    what: format!("pushing {destination}"),
+                    source,
+                })?;
+        }
         let manifest = image::parse_manifest(&raw)?;
         let (registry, repository) = (destination.registry(), destination.repository());
         let blobs: Vec<_> = std::iter::once(manifest.config.clone())
@@ -70,12 +80,6 @@ impl Client {
         };
         let digest =
             self.put_manifest(registry, repository, &target, manifest.media_type(), &raw)?;
-        if let Some(expected) = destination.digest() {
-            digest.expect(expected).map_err(|source| Error::Verify {
-                what: format!("pushing {destination}"),
-                source,
-            })?;
-        }
         let mut report = report.into_inner().expect("lock");
         report.digest = Some(digest);
         Ok(report)

@@ -142,7 +142,7 @@ impl Client {
             // Position the source at `offset`.
             let (reader, position) = match source.take() {
                 Some((reader, position)) if position <= offset => (reader, position),
-                _ => (open()?, 0),
+                _ => (verified(open()?, descriptor), 0),
             };
             let mut reader = reader;
             let skip = offset - position;
@@ -183,6 +183,9 @@ impl Client {
                     .body(chunk.clone())
             });
             sent_bytes += len;
+            // Whether the registry refused the chunk's offset, from the status (a message
+            // can hold "416" anywhere, in an upload URL's state for one).
+            let mut offset_rejected = false;
             let failure = match result {
                 Ok(response) if response.status() == StatusCode::ACCEPTED => {
                     session = location(&base, &response, &what)?;
@@ -199,6 +202,7 @@ impl Client {
                         || response.status() == StatusCode::TOO_MANY_REQUESTS
                         || response.status() == StatusCode::RANGE_NOT_SATISFIABLE =>
                 {
+                    offset_rejected = response.status() == StatusCode::RANGE_NOT_SATISFIABLE;
                     format!("registry answered {}", response.status())
                 }
                 Ok(response) => {
@@ -207,25 +211,11 @@ impl Client {
                         why: "unexpected success status for a chunk".into(),
                     }));
                 }
+                Err(Error::Interrupted { reason, .. }) => reason,
                 Err(Error::Transport { source, .. }) => error_chain(&source),
                 Err(other) => return Err(other),
             };
-            let Some(wait) = attempts.next_delay(None) else {
-                return Err(Error::GaveUp {
-                    what,
-                    attempts: attempts.made(),
-                    elapsed: attempts.elapsed(),
-                    last: failure,
-                });
-            };
-            let offset_rejected = failure.contains("416");
-            events(&Event::Retry {
-                what: what.clone(),
-                attempt: attempts.made(),
-                wait,
-                reason: failure,
-            });
-            std::thread::sleep(wait);
+            self.wait_before_retry(&attempts, &what, failure, None)?;
             // Ask the registry how much it has; resume there, or start a new session if it
             // forgot this one (restarted without a shared secret, or cancelled it).
             let status = if offset_rejected {
@@ -266,7 +256,7 @@ impl Client {
                 source,
             })?;
         } else if size == 0 {
-            let mut reader = open()?;
+            let mut reader = verified(open()?, descriptor);
             reader
                 .read_to_end(&mut Vec::new())
                 .map_err(|source| Error::Io {
@@ -344,31 +334,37 @@ impl Client {
         let target = manifest_target(reference);
         let url = self.url(registry, repository, &format!("manifests/{target}"))?;
         let what = format!("fetching manifest {reference}");
-        let response = self.send(
-            &Access::pull(registry, repository),
-            &what,
-            Replay::Safe,
-            &|http| http.get(&url).header(ACCEPT, MANIFEST_TYPES),
-        )?;
-        let response = check(response, &what)?;
-        let header_digest = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<Digest>().ok());
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-        let mut bytes = Vec::new();
-        response
-            .take(MAX_MANIFEST + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|source| Error::Io {
-                what: what.clone(),
-                source,
-            })?;
+        // The body is read inside the retry loop: an answer that breaks off (or goes
+        // silent past the read timeout) is one more failed attempt, not the end.
+        let mut attempts = Attempts::new(&self.config.retry);
+        let (header_digest, content_type, bytes) = loop {
+            attempts.start();
+            let response = self.send(
+                &Access::pull(registry, repository),
+                &what,
+                Replay::Safe,
+                &|http| http.get(&url).header(ACCEPT, MANIFEST_TYPES),
+            )?;
+            let response = check(response, &what)?;
+            let header_digest = response
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<Digest>().ok());
+            let content_type = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+            let mut bytes = Vec::new();
+            match response.take(MAX_MANIFEST + 1).read_to_end(&mut bytes) {
+                Ok(_) => break (header_digest, content_type, bytes),
+                Err(e) => {
+                    let reason = format!("the manifest broke off: {}", error_chain(&e));
+                    self.wait_before_retry(&attempts, &what, reason, None)?;
+                }
+            }
+        };
         if bytes.len() as u64 > MAX_MANIFEST {
             return Err(Error::Protocol {
                 what,
@@ -551,6 +547,16 @@ impl Client {
             manifest,
         })
     }
+}
+
+/// The source of an upload, checked against its descriptor whatever the source is: an
+/// upload whose bytes do not hash to the digest is never finished.
+fn verified<'a>(reader: BlobReader<'a>, descriptor: &Descriptor) -> BlobReader<'a> {
+    Box::new(VerifyingReader::new(
+        reader,
+        descriptor.digest.clone(),
+        Some(descriptor.size),
+    ))
 }
 
 fn manifest_target(reference: &Reference) -> String {

@@ -115,6 +115,9 @@ pub fn resolve_from_env() -> Result<Vec<(String, IpAddr)>> {
         .collect()
 }
 
+/// Makes a builder with a client's common settings (timeouts, agent).
+pub(crate) type Builder = std::sync::Arc<dyn Fn() -> ClientBuilder + Send + Sync>;
+
 /// How requests to one registry go.
 #[derive(Clone)]
 struct Endpoint {
@@ -126,7 +129,7 @@ struct Endpoint {
 /// certificates in `certs.d`, and one without verification for insecure registries that
 /// speak TLS.
 pub(crate) struct Transport {
-    builder: fn() -> ClientBuilder,
+    builder: Builder,
     resolve: Vec<(String, IpAddr)>,
     certs_d: PathBuf,
     insecure: Vec<String>,
@@ -137,7 +140,7 @@ pub(crate) struct Transport {
 impl Transport {
     /// `builder` makes a builder with the client's common settings (timeouts, agent).
     pub(crate) fn new(
-        builder: fn() -> ClientBuilder,
+        builder: Builder,
         resolve: Vec<(String, IpAddr)>,
         certs_d: PathBuf,
         insecure: Vec<String>,

@@ -32,7 +32,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use fixture::{TinyImage, write_tiny_image};
-pub use proxy::{FaultPlan, FaultProxy, FaultStats};
+pub use proxy::{Action, Fault, FaultPlan, FaultProxy, FaultStats, Received, Target};
 pub use referrers_api::ReferrersRegistry;
 pub use tls::{TLS_HOST, TestCa};
 pub use token::{

@@ -471,20 +471,37 @@ fn registry_leeway_and_enforced_token_lifetime() {
         .unwrap()
         .status
     };
-    // Plain lifetime: `exp` is 1 s from now, yet the registry's leeway keeps it valid.
+    let claims = |token: &str| -> serde_json::Value {
+        let payload = token.split('.').nth(1).unwrap();
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        serde_json::from_slice(&json).unwrap()
+    };
+    // The registry's leeway, on both sides, with tokens whose `exp` is already past (no
+    // waiting for a clock): 30 s past is still accepted, leeway + 30 s past is not.
+    let margin = Duration::from_secs(30);
+    assert_eq!(status(&tokens.mint_expired_for("u", &[], margin)), 200);
+    let late = tokens.mint_expired_for("u", &[], REGISTRY_LEEWAY + margin);
+    assert_eq!(status(&late), 401, "{}", registry.log());
+    // Plain lifetime: `exp` is `expires_in` after issue.
     tokens.set_token_lifetime(Duration::from_secs(1));
     let lenient = fetch_token(&tokens, Some(("u", "p")), &[]).json();
     assert_eq!(lenient["expires_in"], 1);
-    // Enforced lifetime: rejected once `expires_in` has passed.
-    tokens.set_token_lifetime_enforced(Duration::from_secs(2));
+    let c = claims(lenient["token"].as_str().unwrap());
+    assert_eq!(c["exp"].as_u64().unwrap(), c["iat"].as_u64().unwrap() + 1);
+    // Enforced lifetime: `exp` moved back by the leeway, so the registry's deadline (exp +
+    // leeway) is exactly `expires_in` after issue; the boundary itself is checked above.
+    tokens.set_token_lifetime_enforced(Duration::from_secs(90));
     let strict = fetch_token(&tokens, Some(("u", "p")), &[]).json();
-    assert_eq!(strict["expires_in"], 2);
-    let lenient = lenient["token"].as_str().unwrap();
+    assert_eq!(strict["expires_in"], 90);
     let strict = strict["token"].as_str().unwrap();
+    let c = claims(strict);
+    assert_eq!(
+        c["exp"].as_u64().unwrap() + REGISTRY_LEEWAY.as_secs(),
+        c["iat"].as_u64().unwrap() + 90
+    );
     assert_eq!(status(strict), 200);
-    std::thread::sleep(Duration::from_millis(3100));
-    assert_eq!(status(strict), 401, "{}", registry.log());
-    assert_eq!(status(lenient), 200);
 }
 
 #[test]
@@ -492,11 +509,10 @@ fn fault_proxy_answers_503_first_then_forwards() {
     let Some(registry) = Registry::try_start(Auth::None) else {
         return;
     };
-    let plan = FaultPlan {
-        unavailable_first: 2,
-        retry_after_secs: 1,
-        ..FaultPlan::default()
-    };
+    let plan = FaultPlan::new([Fault::new(
+        Target::first("GET", "/v2/", 2),
+        Action::status(503, &[("Retry-After", "1")]),
+    )]);
     let proxy = FaultProxy::start(&registry.host(), plan);
     for _ in 0..2 {
         let r = request(&proxy.host(), "GET", "/v2/", &[], b"").unwrap();
@@ -513,19 +529,17 @@ fn fault_proxy_answers_503_first_then_forwards() {
         proxy.stats(),
         FaultStats {
             requests: 3,
-            injected_503: 2,
-            resets: 0,
+            faulted: 2,
             forwarded: 1,
             connections: 3
         }
     );
 
     // Kept-alive: several requests on one connection, one of them refused.
-    proxy.set_plan(FaultPlan {
-        unavailable_first: 1,
-        retry_after_secs: 7,
-        ..FaultPlan::default()
-    });
+    proxy.set_plan(FaultPlan::new([Fault::new(
+        Target::nth("POST", "/blobs/uploads/", 1),
+        Action::status(503, &[("Retry-After", "7")]),
+    )]));
     let mut conn = TcpStream::connect(proxy.host()).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -559,11 +573,13 @@ fn fault_proxy_answers_503_first_then_forwards() {
     // skopeo 1.9 does not retry a 503 on its first request (the /v2/ ping), not even with
     // --retry-times: it fails naming the status. Once the 503s are used up, it pushes
     // through the proxy (upload URLs and all).
-    proxy.set_plan(FaultPlan {
-        unavailable_first: 2,
-        retry_after_secs: 1,
-        ..FaultPlan::default()
-    });
+    proxy.set_plan(FaultPlan::new([Fault::new(
+        Target {
+            count: 2,
+            ..Target::all()
+        },
+        Action::status(503, &[("Retry-After", "1")]),
+    )]));
     let layout = tempfile::tempdir().unwrap();
     write_tiny_image(layout.path(), "v1", b"through the proxy\n");
     let dest = format!("{}/harness/proxied:v1", proxy.host());
@@ -583,12 +599,18 @@ fn fault_proxy_answers_503_first_then_forwards() {
         serde_json::json!(["v1"])
     );
 
-    // Resets reach skopeo as connection errors: with every upload connection reset it
-    // gives up (after one retry); with every second one reset, its retry gets through.
-    proxy.set_plan(FaultPlan {
-        reset_every: Some(1),
-        ..FaultPlan::default()
-    });
+    // Resets reach skopeo as connection errors: with every upload request that has a
+    // body reset it gives up (after one retry); with only the first one reset, its retry
+    // gets through.
+    let reset_uploads = |target: fn(&str, &str) -> Target| {
+        FaultPlan::new(["PATCH", "PUT"].map(|method| {
+            Fault::new(
+                target(method, "/blobs/uploads/"),
+                Action::ResetAfterBodyBytes(1),
+            )
+        }))
+    };
+    proxy.set_plan(reset_uploads(Target::every));
     write_tiny_image(layout.path(), "v2", b"always reset\n");
     let dest = format!("{}/harness/proxied:v2", proxy.host());
     let before = proxy.stats();
@@ -597,21 +619,22 @@ fn fault_proxy_answers_503_first_then_forwards() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("connection reset by peer"), "{stderr}");
     assert!(
-        proxy.stats().resets >= before.resets + 2,
+        proxy.stats().faulted >= before.faulted + 2,
         "{:?}",
         proxy.stats()
     );
 
-    proxy.set_plan(FaultPlan {
-        reset_every: Some(2),
-        ..FaultPlan::default()
-    });
+    proxy.set_plan(reset_uploads(|method, path| Target::nth(method, path, 1)));
     write_tiny_image(layout.path(), "v3", b"sometimes reset\n");
     let dest = format!("{}/harness/proxied:v3", proxy.host());
     let before = proxy.stats();
     let out = skopeo_copy(layout.path(), "v3", &dest, &["--retry-times", "5"]);
     assert_ok(&out);
-    assert!(proxy.stats().resets > before.resets, "{:?}", proxy.stats());
+    assert!(
+        proxy.stats().faulted > before.faulted,
+        "{:?}",
+        proxy.stats()
+    );
 }
 
 #[test]
@@ -619,11 +642,14 @@ fn fault_proxy_resets_mid_body() {
     let Some(registry) = Registry::try_start(Auth::None) else {
         return;
     };
-    let plan = FaultPlan {
-        reset_every: Some(2),
-        reset_after_bytes: Some(1000),
-        ..FaultPlan::default()
+    // The second PUT (the second connection's) is reset after 1000 bytes of its body.
+    let reset_put = |n| {
+        FaultPlan::new([Fault::new(
+            Target::nth("PUT", "/blobs/uploads/", n),
+            Action::ResetAfterBodyBytes(1000),
+        )])
     };
+    let plan = reset_put(2);
     let proxy = FaultProxy::start(&registry.host(), plan);
     let body = vec![7u8; 100_000];
     let digest = {
@@ -652,10 +678,11 @@ fn fault_proxy_resets_mid_body() {
     let third = upload_on_one_connection(&proxy.host(), "harness/reset", &body, &digest);
     assert_eq!(third.unwrap(), 201);
     let stats = proxy.stats();
-    assert_eq!((stats.requests, stats.resets, stats.forwarded), (6, 1, 5));
+    assert_eq!((stats.requests, stats.faulted, stats.forwarded), (6, 1, 5));
 
     // A reset connection on which the client only reads: the read sees the reset.
-    let mut conn = TcpStream::connect(proxy.host()).unwrap(); // connection 4: reset
+    proxy.set_plan(reset_put(1));
+    let mut conn = TcpStream::connect(proxy.host()).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     write!(

@@ -337,7 +337,13 @@ impl TokenServer {
 
     /// A token that expired an hour ago (well past the registry's leeway).
     pub fn mint_expired(&self, subject: &str, scopes: &[&str]) -> String {
-        let now = unix_now();
+        self.mint_expired_for(subject, scopes, Duration::from_secs(3600))
+    }
+
+    /// A token whose `exp` passed `ago` ago (issued an hour before that), so a test can
+    /// put it on either side of [`REGISTRY_LEEWAY`] without waiting.
+    pub fn mint_expired_for(&self, subject: &str, scopes: &[&str], ago: Duration) -> String {
+        let expired = unix_now() - ago.as_secs();
         let access: Vec<Access> = scopes.iter().filter_map(|s| Access::parse(s)).collect();
         let hint = self.lock().key_hint;
         sign_token(
@@ -346,8 +352,8 @@ impl TokenServer {
             subject,
             SERVICE,
             &access,
-            now - 7200,
-            now - 3600,
+            expired - 3600,
+            expired,
         )
     }
 
