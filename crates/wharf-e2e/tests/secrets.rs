@@ -11,7 +11,12 @@ const USER: &str = "deployer";
 const PASSWORD: &str = "Hunter2-very-secret-Pa55word";
 
 fn xtask(args: &[&str], password: &str) -> Output {
-    Command::new(xtask_binary())
+    let mut command = Command::new(xtask_binary());
+    // `scan --attach` reads the advisory database: the snapshot, never the network.
+    if let Some(db) = wharf_e2e::advisory_db() {
+        command.env("WHARF_ADVISORY_DB", db);
+    }
+    command
         .args(args)
         .env("WHARF_REGISTRY_USERNAME", USER)
         .env("WHARF_REGISTRY_PASSWORD", password)
