@@ -507,7 +507,19 @@ mod tests {
             fallback_tag(&subject, "sbom"),
             format!("sha256-{}.sbom", "a".repeat(64))
         );
-        assert!(validate_tag(&fallback_tag(&subject, "scan")).is_ok());
+        // The distribution spec's tag grammar, `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`, checked
+        // by hand, and wharf's own validator agreeing on this tag and on a longer one.
+        let tag = fallback_tag(&subject, "scan");
+        assert_eq!(tag, format!("sha256-{}.scan", "a".repeat(64)));
+        assert!(tag.len() <= 128, "{}", tag.len());
+        assert!(
+            tag.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                && !tag.starts_with(['.', '-']),
+            "{tag}"
+        );
+        assert_eq!(validate_tag(&tag).ok(), Some(()));
+        assert!(validate_tag(&format!("{tag}.{}", "x".repeat(128 - tag.len()))).is_err());
     }
 
     #[test]
