@@ -79,7 +79,7 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .any(|step| matches!(step, ci::Step::Scan { .. }))
     {
-        crate::scan::prepare_db_for_ci(args.offline)?;
+        crate::scan::prepare_db_for_ci(&config, args.offline)?;
     }
     let mut failure = None;
     let mut scanned = None;

@@ -31,7 +31,7 @@ pub fn client(json: bool, insecure: Vec<String>) -> Result<Client> {
 pub fn parse(location: &str) -> Result<Location> {
     location
         .parse()
-        .map_err(|e: wharf::oci::LocationError| crate::usage(e))
+        .map_err(|e: wharf::oci::LocationError| crate::UsageError(e.into()).into())
 }
 
 pub fn run(args: Args) -> Result<()> {

@@ -71,16 +71,32 @@ pub struct UsageError(pub anyhow::Error);
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.0)
+        f.write_str(&one_line(&self.0))
     }
 }
 
 impl std::error::Error for UsageError {}
 
-/// A parse error as a usage error, its message alone: these errors repeat their cause in
-/// their message, and `{:#}` would print it a second time.
-pub fn usage(e: impl std::fmt::Display) -> anyhow::Error {
-    UsageError(anyhow::anyhow!("{e}")).into()
+/// A message as a usage error (exit code 2).
+pub fn usage(message: impl std::fmt::Display) -> anyhow::Error {
+    UsageError(anyhow::anyhow!("{message}")).into()
+}
+
+/// An error and its causes on one line, each once: wharf's errors often name their cause
+/// in their own message (`invalid tag "...": tag is 200 characters ...`), which anyhow's
+/// `{:#}` would then print a second time.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 fn main() -> ExitCode {
@@ -103,7 +119,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)
             } else if e.downcast_ref::<scan::GateFailed>().is_some() {

@@ -117,5 +117,5 @@ fn registry_reference(text: &str, new_tag: &str) -> Result<Reference> {
     }
     let text = text.strip_prefix("docker://").unwrap_or(text);
     text.parse()
-        .map_err(|e: wharf::oci::ReferenceError| crate::usage(e))
+        .map_err(|e: wharf::oci::ReferenceError| crate::UsageError(e.into()).into())
 }

@@ -330,15 +330,14 @@ pub fn prepare_db(plan: &ScanPlan) -> Result<()> {
 
 /// Makes the advisory database ready before `cargo xtask ci` starts its steps, so a
 /// missing database fails in seconds rather than after the tests.
-pub fn prepare_db_for_ci(offline: bool) -> Result<()> {
+pub fn prepare_db_for_ci(config: &Config, offline: bool) -> Result<()> {
     let root = workspace_root();
-    let config = Config::load(&root).map_err(|e| UsageError(e.into()))?;
     let overrides = Overrides {
         lockfile_only: true,
         offline,
         ..Overrides::default()
     };
-    prepare_db(&plan(&root, &config, overrides)?)
+    prepare_db(&plan(&root, config, overrides)?)
 }
 
 /// The `scan` step of `cargo xtask ci`: scans the image just built, writes every format

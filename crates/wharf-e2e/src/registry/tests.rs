@@ -16,20 +16,7 @@ use super::*;
 
 /// `skopeo` if it runs; otherwise skip (or fail under CI).
 fn skopeo() -> bool {
-    let ok = Command::new("skopeo")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let message = "skopeo is not available (apt-get install -y skopeo)";
-        if crate::strict() {
-            panic!("{message}; CI=true, so this test fails instead of skipping");
-        }
-        eprintln!("SKIPPED: {message}");
-    }
-    ok
+    crate::require_skopeo()
 }
 
 /// `skopeo copy oci:LAYOUT:TAG docker://DEST` over plain HTTP, with its own policy.
