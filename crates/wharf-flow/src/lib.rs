@@ -1,0 +1,16 @@
+//! Pipelines as graphs of steps.
+//!
+//! A [`Step`] has an id, the steps it needs, declared [`Inputs`] and typed [`Outputs`], and
+//! runs through one trait, so a capability adds a step without touching a central list.
+//! A pipeline is a set of steps; running one is plan, then apply:
+//!
+//! 1. [`Facts`] are gathered once (git, toolchain, environment, input files' hashes);
+//! 2. planning is pure: facts and steps in, a [`Plan`] out (the order, each step's cache key);
+//! 3. the runner starts every step whose needs are met, within a bound, skips those whose key
+//!    is in the cache (replaying their outputs), and sends [`Event`]s to a [`Reporter`].
+
+pub mod event;
+pub mod step;
+
+pub use event::{Event, Outcome};
+pub use step::{Inputs, Output, Outputs, Step, StepError};
