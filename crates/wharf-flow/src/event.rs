@@ -86,3 +86,9 @@ pub enum Event {
         duration_ms: u64,
     },
 }
+
+/// Where a run's events go: the terminal, JSON lines, GitHub Actions. Events arrive from one
+/// thread, in order; a reporter never fails the run (it logs its own trouble).
+pub trait Reporter: Send + Sync {
+    fn event(&self, event: &Event);
+}

@@ -12,5 +12,5 @@
 pub mod event;
 pub mod step;
 
-pub use event::{Event, Outcome};
+pub use event::{Annotation, Event, Level, Outcome, Reporter};
 pub use step::{Inputs, Output, Outputs, Step, StepError};
