@@ -256,7 +256,7 @@ pub fn fixture_workspace(config: &str) -> tempfile::TempDir {
 }
 
 /// The variables that change what wharf reads from CI: the tests set them explicitly.
-const CI_VARIABLES: &[&str] = &[
+pub const CI_VARIABLES: &[&str] = &[
     "WHARF_BRANCH",
     "GITHUB_HEAD_REF",
     "GITHUB_REF_NAME",

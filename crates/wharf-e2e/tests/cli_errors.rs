@@ -275,3 +275,42 @@ fn ci_dry_run_says_why_each_step_is_left_out() {
     );
     assert!(skipped[2].1.starts_with("no [push] section"), "{skipped:?}");
 }
+
+/// `cargo xtask` works on the workspace around the current directory, found when it runs:
+/// the binary built in this repository (as two checkouts sharing a `CARGO_TARGET_DIR` share
+/// it) plans the fixture's image when started inside the fixture, and `--config` picks
+/// another pipeline file.
+#[test]
+fn the_workspace_is_found_at_run_time_from_the_current_directory() {
+    let ws = fixture_workspace(&format!("{IMAGE}repository = \"first/app\"\n"));
+    std::fs::write(
+        ws.path().join("other.toml"),
+        format!("{IMAGE}repository = \"second/app\"\n"),
+    )
+    .unwrap();
+    let plan = |args: &[&str]| -> Value {
+        let mut command = std::process::Command::new(wharf_e2e::xtask_binary());
+        for name in wharf_e2e::CI_VARIABLES {
+            command.env_remove(name);
+        }
+        let out = command
+            .args(args)
+            .env_remove("WHARF_WORKSPACE")
+            .current_dir(ws.path().join("src"))
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let first = plan(&["image", "--dry-run", "--json"]);
+    assert_eq!(first["repository"], "first/app");
+    let layout = first["layout"].as_str().unwrap();
+    let root = ws.path().canonicalize().unwrap();
+    assert!(
+        Path::new(layout).starts_with(&root),
+        "layout {layout} is outside the fixture {}",
+        root.display()
+    );
+    let second = plan(&["image", "--dry-run", "--json", "--config", "../other.toml"]);
+    assert_eq!(second["repository"], "second/app");
+}

@@ -10,6 +10,8 @@
 pub use wharf_advisory_db as advisory_db;
 pub use wharf_audit as audit;
 pub use wharf_build as build;
+#[cfg(feature = "cli")]
+pub use wharf_cli as cli;
 pub use wharf_engine as engine;
 pub use wharf_imagecheck as imagecheck;
 pub use wharf_matrix as matrix;

@@ -2,9 +2,9 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use serde::Serialize;
-use wharf::pipeline::{Config, Mode, Progress, ci, image};
+use wharf_pipeline::{Mode, Progress, ci, image};
 
-use crate::{UsageError, workspace_root};
+use crate::Session;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,22 +32,22 @@ struct Report {
     steps: Vec<StepReport>,
     skipped: Vec<ci::Skipped>,
     image: Option<image::ImageOutcome>,
-    push: Option<wharf::pipeline::copy::CopyReport>,
-    scan: Option<wharf::pipeline::scan::ScanOutcome>,
-    matrix: Option<wharf::matrix_run::Report>,
+    push: Option<wharf_pipeline::copy::CopyReport>,
+    scan: Option<wharf_pipeline::scan::ScanOutcome>,
+    matrix: Option<wharf_matrix_run::Report>,
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let root = workspace_root();
-    let config = Config::load(&root).map_err(|e| UsageError(e.into()))?;
-    let plan = ci::plan(&config);
+pub fn run(args: Args, session: &Session) -> Result<()> {
+    let root = &session.root;
+    let config = session.config()?;
+    let plan = ci::plan(config);
     // The image plan checks what the config names (package, binary, base) before any
     // step runs, so a typo fails in seconds, and in --dry-run too, not after the tests.
     let image_plan = plan
         .steps
         .iter()
         .any(|s| matches!(s, ci::Step::Image { .. }))
-        .then(crate::image::plan)
+        .then(|| crate::image::plan(session))
         .transpose()?;
     if args.dry_run {
         if args.json {
@@ -79,7 +79,7 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .any(|step| matches!(step, ci::Step::Scan { .. }))
     {
-        crate::scan::prepare_db_for_ci(&config, args.offline)?;
+        crate::scan::prepare_db_for_ci(session, args.offline)?;
     }
     let mut failure = None;
     let mut scanned = None;
@@ -89,7 +89,7 @@ pub fn run(args: Args) -> Result<()> {
             ci::Step::Command { name, argv } => {
                 // Cargo shows its own progress, so no spinner over it.
                 eprintln!("==> {name}: {}", argv.join(" "));
-                ci::run_command(&root, argv).map_err(anyhow::Error::msg)
+                ci::run_command(root, argv).map_err(anyhow::Error::msg)
             }
             ci::Step::Image { .. } => {
                 let (plan, workspace) = image_plan.as_ref().expect("planned above");
@@ -97,25 +97,34 @@ pub fn run(args: Args) -> Result<()> {
                     .map(|outcome| report.image = Some(outcome))
                     .map_err(anyhow::Error::from)
             }
-            ci::Step::Matrix { .. } => crate::matrix::ci_step().map(|matrix| {
+            ci::Step::Matrix { .. } => crate::matrix::ci_step(session).map(|matrix| {
                 report.matrix = Some(matrix);
             }),
-            ci::Step::Scan { .. } => crate::scan::ci_step().map(|(outcome, plan)| {
+            ci::Step::Scan { .. } => crate::scan::ci_step(session).map(|(outcome, plan)| {
                 report.scan = Some(outcome);
                 scanned = Some(plan);
             }),
             ci::Step::Push { destination, .. } => {
                 eprintln!("==> push: {destination}");
-                crate::push::push_to(destination, args.json, Vec::new()).and_then(|pushed| {
-                    // The scan results travel with the image they describe.
-                    if let (Some(outcome), Some(plan), Some(digest)) =
-                        (&report.scan, &scanned, &pushed.digest)
-                    {
-                        push_attachments(destination, digest, outcome, plan, args.json)?;
-                    }
-                    report.push = Some(pushed);
-                    Ok(())
-                })
+                crate::push::push_to(session, destination, args.json, Vec::new()).and_then(
+                    |pushed| {
+                        // The scan results travel with the image they describe.
+                        if let (Some(outcome), Some(plan), Some(digest)) =
+                            (&report.scan, &scanned, &pushed.digest)
+                        {
+                            push_attachments(
+                                session,
+                                destination,
+                                digest,
+                                outcome,
+                                plan,
+                                args.json,
+                            )?;
+                        }
+                        report.push = Some(pushed);
+                        Ok(())
+                    },
+                )
             }
         };
         report.steps.push(StepReport {
@@ -152,21 +161,25 @@ pub fn run(args: Args) -> Result<()> {
 
 /// Attaches the scan's SBOM and report to the image just pushed to `destination`.
 fn push_attachments(
+    session: &Session,
     destination: &str,
-    digest: &wharf::oci::Digest,
-    outcome: &wharf::pipeline::scan::ScanOutcome,
-    plan: &wharf::pipeline::scan::ScanPlan,
+    digest: &wharf_oci::Digest,
+    outcome: &wharf_pipeline::scan::ScanOutcome,
+    plan: &wharf_pipeline::scan::ScanPlan,
     json: bool,
 ) -> Result<()> {
-    let wharf::oci::Location::Registry(repository) = crate::copy::parse(destination)? else {
+    let wharf_oci::Location::Registry(repository) = crate::copy::parse(destination)? else {
         bail!("push destination {destination} is not a registry");
     };
-    let insecure = crate::image::config()?
+    let insecure = session
+        .config()?
         .push
-        .map(|p| p.insecure)
+        .as_ref()
+        .map(|p| p.insecure.clone())
         .unwrap_or_default();
     let client = crate::copy::client(json, insecure)?;
     crate::referrers::attach(
+        &session.root,
         &client,
         &repository.with_digest(digest.clone()),
         outcome,

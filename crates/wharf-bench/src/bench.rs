@@ -69,9 +69,9 @@ fn docker_build(context: &Path, tag: &str, no_cache: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, session: &wharf::cli::Session) -> Result<()> {
     let runs = args.runs.max(1);
-    let (plan, workspace) = crate::image::plan()?;
+    let (plan, workspace) = wharf::cli::image_plan(session)?;
     eprintln!("compiling {} once (not timed)", plan.binary);
     let binary = workspace.build_static(&plan.package, &plan.binary)?;
     let size = std::fs::metadata(&binary)?.len();

@@ -3,11 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use wharf::oci::Location;
-use wharf::pipeline::Config;
-use wharf::pipeline::scan::{self, Overrides, ScanOutcome, ScanPlan};
+use wharf_oci::Location;
+use wharf_pipeline::scan::{self, Overrides, ScanOutcome, ScanPlan};
 
-use crate::{UsageError, workspace_root};
+use crate::{Session, UsageError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -72,10 +71,8 @@ impl std::fmt::Display for GateFailed {
 
 impl std::error::Error for GateFailed {}
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, session: &Session) -> Result<()> {
     let format = output_format(&args)?;
-    let root = workspace_root();
-    let config = Config::load(&root).map_err(|e| UsageError(e.into()))?;
     let image = match &args.image {
         Some(text) => match crate::copy::parse(text)? {
             Location::Layout {
@@ -99,14 +96,14 @@ pub fn run(args: Args) -> Result<()> {
         lockfile_only,
         offline: args.offline,
     };
-    let plan = plan(&root, &config, overrides)?;
+    let plan = plan(session, overrides)?;
     if args.dry_run {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(());
     }
     prepare_db(&plan)?;
     let outcome = run_plan(&plan)?;
-    let text = render(&outcome, &plan, format)?;
+    let text = render(&session.root, &outcome, &plan, format)?;
     match &args.output {
         Some(path) => write_atomically(path, text.as_bytes())?,
         None => print!("{text}"),
@@ -123,7 +120,7 @@ pub fn run(args: Args) -> Result<()> {
             .into());
         };
         let client = crate::copy::client(true, args.insecure.clone())?;
-        crate::referrers::attach(&client, &subject, &outcome, &plan)?;
+        crate::referrers::attach(&session.root, &client, &subject, &outcome, &plan)?;
     }
     verdict(&outcome)
 }
@@ -186,7 +183,7 @@ fn format_of_name(path: &Path) -> Option<Format> {
 /// fix (exit 2).
 fn run_plan(plan: &ScanPlan) -> Result<ScanOutcome> {
     scan::run(plan).map_err(|e| match e {
-        scan::ScanError::Audit(e @ wharf::audit::Error::Lockfile { .. }) => {
+        scan::ScanError::Audit(e @ wharf_audit::Error::Lockfile { .. }) => {
             UsageError(anyhow::Error::new(e).context(format!(
                 "{} is not a Cargo.lock (pass a workspace's Cargo.lock to --lockfile)",
                 plan.lockfile.display()
@@ -200,12 +197,13 @@ fn run_plan(plan: &ScanPlan) -> Result<ScanOutcome> {
 
 /// Plans a scan of this repository: the default image is the primary tag of the image
 /// `cargo xtask image` builds, and the SBOM's time is the image's.
-pub fn plan(root: &Path, config: &Config, overrides: Overrides) -> Result<ScanPlan> {
+pub fn plan(session: &Session, overrides: Overrides) -> Result<ScanPlan> {
+    let config = session.config()?;
     let (default_image, created) = match (&config.image, overrides.lockfile_only) {
         (Some(_), false) => {
-            let (image_plan, _) = crate::image::plan()?;
+            let (image_plan, _) = crate::image::plan(session)?;
             let tag = image_plan.tags.first().cloned().unwrap_or_default();
-            let built = wharf::oci::Layout::open(&image_plan.layout)
+            let built = wharf_oci::Layout::open(&image_plan.layout)
                 .and_then(|layout| layout.resolve(&tag))
                 .is_ok();
             if overrides.image.is_none() && !built {
@@ -220,13 +218,26 @@ pub fn plan(root: &Path, config: &Config, overrides: Overrides) -> Result<ScanPl
         _ => (None, 0),
     };
     let today = jiff::Zoned::now().date();
-    scan::plan(root, config, overrides, default_image, created, today).map_err(|e| match e {
+    scan::plan(
+        &session.root,
+        config,
+        overrides,
+        default_image,
+        created,
+        today,
+    )
+    .map_err(|e| match e {
         e @ scan::ScanError::NoLockfile(_) => UsageError(e.into()).into(),
         e => anyhow::Error::from(e),
     })
 }
 
-pub fn render(outcome: &ScanOutcome, plan: &ScanPlan, format: Format) -> Result<String> {
+pub fn render(
+    root: &Path,
+    outcome: &ScanOutcome,
+    plan: &ScanPlan,
+    format: Format,
+) -> Result<String> {
     // `spdx`: the SPDX document, else the CycloneDX one.
     let sbom = |spdx: bool| -> Result<String> {
         let sbom = outcome.sbom.as_ref().ok_or_else(|| {
@@ -243,16 +254,16 @@ pub fn render(outcome: &ScanOutcome, plan: &ScanPlan, format: Format) -> Result<
         Format::Sarif => {
             let uri = plan
                 .lockfile
-                .strip_prefix(workspace_root())
+                .strip_prefix(root)
                 .unwrap_or(&plan.lockfile)
                 .display()
                 .to_string();
-            wharf::audit::render::sarif(&outcome.audit, &uri) + "\n"
+            wharf_audit::render::sarif(&outcome.audit, &uri) + "\n"
         }
         Format::Cyclonedx => sbom(false)?,
         Format::Spdx => sbom(true)?,
         Format::Table => {
-            let mut text = wharf::audit::render::table(&outcome.audit);
+            let mut text = wharf_audit::render::table(&outcome.audit);
             if let Some(image) = &outcome.image {
                 text.push('\n');
                 text.push_str(&image.to_string());
@@ -299,21 +310,21 @@ pub fn verdict(outcome: &ScanOutcome) -> Result<()> {
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename,
 /// so a reader never sees half a report; with the umask's permissions, like the layout's
-/// files (`wharf::oci::atomic`).
+/// files (`wharf_oci::atomic`).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    wharf::oci::atomic::write(path, bytes)?;
+    wharf_oci::atomic::write(path, bytes)?;
     Ok(())
 }
 
 /// Fetches the advisory database when it is missing and updates an old git checkout of it
 /// (unless offline); an old copy that could not be updated is a warning, not a failure.
 pub fn prepare_db(plan: &ScanPlan) -> Result<()> {
-    use wharf::advisory_db::Status;
+    use wharf_advisory_db::Status;
     let status = scan::ensure_db(plan).map_err(|e| UsageError(e.into()))?;
     let db = plan.db.display();
     match &status {
@@ -330,35 +341,33 @@ pub fn prepare_db(plan: &ScanPlan) -> Result<()> {
 
 /// Makes the advisory database ready before `cargo xtask ci` starts its steps, so a
 /// missing database fails in seconds rather than after the tests.
-pub fn prepare_db_for_ci(config: &Config, offline: bool) -> Result<()> {
-    let root = workspace_root();
+pub fn prepare_db_for_ci(session: &Session, offline: bool) -> Result<()> {
     let overrides = Overrides {
         lockfile_only: true,
         offline,
         ..Overrides::default()
     };
-    prepare_db(&plan(&root, config, overrides)?)
+    prepare_db(&plan(session, overrides)?)
 }
 
 /// The `scan` step of `cargo xtask ci`: scans the image just built, writes every format
 /// under `target/wharf/scan/` (for CI to upload: SARIF to code scanning, the SBOMs as
 /// artifacts), prints the tables to stderr, and fails the step if the gate fails. The
 /// advisory database was made ready by [`prepare_db_for_ci`]: nothing is fetched here.
-pub fn ci_step() -> Result<(ScanOutcome, ScanPlan)> {
-    let root = workspace_root();
-    let config = Config::load(&root).map_err(|e| UsageError(e.into()))?;
+pub fn ci_step(session: &Session) -> Result<(ScanOutcome, ScanPlan)> {
+    let root = &session.root;
     let overrides = Overrides {
         offline: true,
         ..Overrides::default()
     };
-    let plan = plan(&root, &config, overrides)?;
+    let plan = plan(session, overrides)?;
     eprintln!(
         "==> scan: {} against {}",
         plan.lockfile.display(),
         plan.db.display()
     );
     let outcome = run_plan(&plan)?;
-    let dir = wharf::source::Workspace::load(&root)?
+    let dir = wharf_source::Workspace::load(root)?
         .target_dir
         .join("wharf")
         .join("scan");
@@ -371,9 +380,12 @@ pub fn ci_step() -> Result<(ScanOutcome, ScanPlan)> {
         files.push(("sbom.spdx.json", Format::Spdx));
     }
     for (name, format) in files {
-        write_atomically(&dir.join(name), render(&outcome, &plan, format)?.as_bytes())?;
+        write_atomically(
+            &dir.join(name),
+            render(root, &outcome, &plan, format)?.as_bytes(),
+        )?;
     }
-    eprint!("{}", render(&outcome, &plan, Format::Table)?);
+    eprint!("{}", render(root, &outcome, &plan, Format::Table)?);
     eprintln!("    reports in {}", dir.display());
     verdict(&outcome)?;
     Ok((outcome, plan))

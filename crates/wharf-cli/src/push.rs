@@ -1,8 +1,8 @@
 use anyhow::{Context, Result, bail};
-use wharf::oci::{Location, Reference};
-use wharf::pipeline::copy;
+use wharf_oci::{Location, Reference};
+use wharf_pipeline::copy;
 
-use crate::UsageError;
+use crate::{Session, UsageError};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,38 +16,36 @@ pub struct Args {
 }
 
 /// Pushes the image `cargo xtask image` built, under all its tags.
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, session: &Session) -> Result<()> {
     let destination = match args.destination {
         Some(d) => d,
-        None => match crate::image::config()?.push {
-            Some(push) => push.destination,
+        None => match &session.config()?.push {
+            Some(push) => push.destination.clone(),
             None => bail!(UsageError(anyhow::anyhow!(
                 "no destination: pass docker://HOST/REPO, or set [push] destination in pipelines/wharf.toml"
             ))),
         },
     };
-    let report = push_to(&destination, args.json, args.insecure)?;
+    let report = push_to(session, &destination, args.json, args.insecure)?;
     crate::copy::print_report(&report, args.json)
 }
 
 /// Pushes the built image to `destination` (`docker://HOST/REPO`) under every planned tag.
 pub fn push_to(
+    session: &Session,
     destination: &str,
     json: bool,
     mut insecure: Vec<String>,
 ) -> Result<copy::CopyReport> {
-    let (plan, _) = crate::image::plan()?;
+    let (plan, _) = crate::image::plan(session)?;
     let Location::Registry(repository) = crate::copy::parse(destination)? else {
         bail!(UsageError(anyhow::anyhow!(
             "push needs a docker://HOST/REPO destination, got {destination}"
         )));
     };
-    insecure.extend(
-        crate::image::config()?
-            .push
-            .map(|p| p.insecure)
-            .unwrap_or_default(),
-    );
+    if let Some(push) = &session.config()?.push {
+        insecure.extend(push.insecure.iter().cloned());
+    }
     let client = crate::copy::client(json, insecure)?;
     let primary = plan.tags.first().context("the image plan has no tag")?;
     let source = Location::Layout {
@@ -80,7 +78,7 @@ pub struct TagArgs {
 
 pub fn tag(args: TagArgs) -> Result<()> {
     let reference = registry_reference(&args.reference, &args.new_tag)?;
-    wharf::oci::validate_tag(&args.new_tag)
+    wharf_oci::validate_tag(&args.new_tag)
         .map_err(|e| UsageError(anyhow::anyhow!("invalid tag {:?}: {e}", args.new_tag)))?;
     let client = crate::copy::client(args.json, args.insecure)?;
     let digest = client.tag(&reference, &args.new_tag)?;
@@ -117,5 +115,5 @@ fn registry_reference(text: &str, new_tag: &str) -> Result<Reference> {
     }
     let text = text.strip_prefix("docker://").unwrap_or(text);
     text.parse()
-        .map_err(|e: wharf::oci::ReferenceError| crate::UsageError(e.into()).into())
+        .map_err(|e: wharf_oci::ReferenceError| crate::UsageError(e.into()).into())
 }

@@ -7,12 +7,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use wharf::matrix::{self as plan, Shard};
-use wharf::matrix_run::{self as runner, Event, Harness, Options, Outcome, Report};
-use wharf::pipeline::Config;
+use wharf_matrix::{self as plan, Shard};
+use wharf_matrix_run::{self as runner, Event, Harness, Options, Outcome, Report};
 
 use crate::scan::write_atomically;
-use crate::{UsageError, workspace_root};
+use crate::{Session, UsageError, stdout};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,12 +30,6 @@ pub struct Args {
     /// Shards for --emit: 0 picks ceil(cells / 8).
     #[arg(long, default_value_t = 0)]
     shards: usize,
-    /// The workspace whose matrix runs (default: this repository).
-    #[arg(long, value_name = "DIR")]
-    workspace: Option<PathBuf>,
-    /// The pipeline config with the [matrix] section (default: DIR/pipelines/wharf.toml).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
     /// Cells at once (default: [matrix] jobs, else the cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -75,19 +68,9 @@ enum RunnerArg {
     Nextest,
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let root = match &args.workspace {
-        Some(dir) => dir
-            .canonicalize()
-            .with_context(|| format!("--workspace {}", dir.display()))
-            .map_err(UsageError)?,
-        None => workspace_root(),
-    };
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| root.join("pipelines/wharf.toml"));
-    let config = matrix_config(&config_path)?;
+pub fn run(args: Args, session: &Session) -> Result<()> {
+    let root = session.root.clone();
+    let config = matrix_config(session)?;
     let mut cells = planned(&root, &config)?;
 
     if let Some(Emit::GithubMatrix) = args.emit {
@@ -177,27 +160,15 @@ pub fn run(args: Args) -> Result<()> {
     verdict(&report)
 }
 
-/// Writes `text` to stdout. A reader that stopped early (`| head`) is not an error:
-/// print! would panic there. (Restoring SIGPIPE's default instead would also kill the
-/// registry client when a server resets a connection.)
-fn stdout(text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("writing to stdout"),
-    }
-}
-
 /// The `matrix` step of `cargo xtask ci`: this repository's `[matrix]`, every cell. The
 /// summary goes to stderr (stdout is `ci --json`'s).
-pub fn ci_step() -> Result<Report> {
-    let root = workspace_root();
-    let config = matrix_config(&root.join("pipelines/wharf.toml"))?;
-    let cells = planned(&root, &config)?;
+pub fn ci_step(session: &Session) -> Result<Report> {
+    let root = &session.root;
+    let config = matrix_config(session)?;
+    let cells = planned(root, &config)?;
     not_empty(&cells)?;
     let harness = Harness::choose(config.runner, config.command)?;
-    let options = options(&root, harness, &config);
+    let options = options(root, harness, &config);
     let junit = options.out_dir.join("junit.xml");
     let report = execute(&plan::Plan { cells }, options, &junit)?;
     eprint!("{}", summary(&report));
@@ -207,9 +178,8 @@ pub fn ci_step() -> Result<Report> {
 
 /// `[matrix]` of the pipeline config; a config without one gets the defaults (every
 /// package, default features, stable).
-fn matrix_config(path: &Path) -> Result<plan::Config> {
-    let config = Config::load_file(path).map_err(|e| UsageError(e.into()))?;
-    Ok(config.matrix.unwrap_or_default())
+fn matrix_config(session: &Session) -> Result<plan::Config> {
+    Ok(session.config()?.matrix.clone().unwrap_or_default())
 }
 
 /// Run options from `[matrix]`, before any command-line override.

@@ -2,9 +2,11 @@
 //! step of ci, and `cargo xtask referrers` to read them back.
 
 use anyhow::{Context, Result};
-use wharf::oci::{Reference, media_type};
-use wharf::pipeline::scan::{ScanOutcome, ScanPlan};
-use wharf::registry::{Artifact, Attached, Client};
+use wharf_oci::{Reference, media_type};
+use wharf_pipeline::scan::{ScanOutcome, ScanPlan};
+use wharf_registry::{Artifact, Attached, Client};
+
+use std::path::Path;
 
 use crate::UsageError;
 use crate::scan::{Format, render};
@@ -12,6 +14,7 @@ use crate::scan::{Format, render};
 /// Attaches the SBOM (CycloneDX) and the scan report (JSON) to the image `subject` names
 /// (a tag is resolved to its digest first: artifacts refer to digests).
 pub fn attach(
+    root: &Path,
     client: &Client,
     subject: &Reference,
     outcome: &ScanOutcome,
@@ -24,7 +27,7 @@ pub fn attach(
     let mut artifacts = vec![Artifact {
         artifact_type: media_type::WHARF_SCAN.into(),
         media_type: "application/json".into(),
-        bytes: render(outcome, plan, Format::Json)?.into_bytes(),
+        bytes: render(root, outcome, plan, Format::Json)?.into_bytes(),
         annotations: Default::default(),
         fallback_suffix: "scan".into(),
     }];
@@ -32,7 +35,7 @@ pub fn attach(
         artifacts.push(Artifact {
             artifact_type: media_type::CYCLONEDX_JSON.into(),
             media_type: media_type::CYCLONEDX_JSON.into(),
-            bytes: render(outcome, plan, Format::Cyclonedx)?.into_bytes(),
+            bytes: render(root, outcome, plan, Format::Cyclonedx)?.into_bytes(),
             annotations: Default::default(),
             fallback_suffix: "sbom".into(),
         });
@@ -79,7 +82,7 @@ pub fn run(args: Args) -> Result<()> {
     let text = args.image.strip_prefix("docker://").unwrap_or(&args.image);
     let reference: Reference = text
         .parse()
-        .map_err(|e: wharf::oci::ReferenceError| UsageError(e.into()))?;
+        .map_err(|e: wharf_oci::ReferenceError| UsageError(e.into()))?;
     let client = crate::copy::client(true, args.insecure)?;
     let subject = match reference.digest() {
         Some(_) => reference.clone(),

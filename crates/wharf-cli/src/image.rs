@@ -1,8 +1,8 @@
 use anyhow::{Context, Result};
-use wharf::pipeline::{Config, Mode, Progress, config::CONFIG_PATH, image};
-use wharf::source::{self, Workspace};
+use wharf_pipeline::{Mode, Progress, image};
+use wharf_source::{self as source, Workspace};
 
-use crate::{UsageError, workspace_root};
+use crate::{Session, UsageError};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,29 +14,24 @@ pub struct Args {
     dry_run: bool,
 }
 
-/// The pipeline config of this repository.
-pub fn config() -> Result<Config> {
-    Ok(Config::load(&workspace_root()).map_err(|e| UsageError(e.into()))?)
-}
-
-/// Loads config, workspace and git facts, and plans the image.
-pub fn plan() -> Result<(image::ImagePlan, Workspace)> {
-    let root = workspace_root();
-    let config = Config::load(&root).map_err(|e| UsageError(e.into()))?;
-    let workspace = Workspace::load(&root)?;
-    let git = source::git_facts(&root)?;
+/// Loads the workspace and git facts, and plans the image of the session's config.
+pub fn plan(session: &Session) -> Result<(image::ImagePlan, Workspace)> {
+    let root = &session.root;
+    let config = session.config()?;
+    let workspace = Workspace::load(root)?;
+    let git = source::git_facts(root)?;
     let plan = image::plan(
         &workspace,
         &git,
         config.image.as_ref(),
-        &root.join(CONFIG_PATH),
+        &session.config_path,
     )
     .map_err(|e| UsageError(e.into()))?;
     Ok((plan, workspace))
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let (plan, workspace) = plan()?;
+pub fn run(args: Args, session: &Session) -> Result<()> {
+    let (plan, workspace) = plan(session)?;
     if args.dry_run {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);

@@ -1,8 +1,8 @@
 use anyhow::{Context, Result};
-use wharf::oci::Location;
-use wharf::pipeline::progress::registry_events;
-use wharf::pipeline::{Mode, copy};
-use wharf::registry::{Client, Config};
+use wharf_oci::Location;
+use wharf_pipeline::progress::registry_events;
+use wharf_pipeline::{Mode, copy};
+use wharf_registry::{Client, Config};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,7 +31,7 @@ pub fn client(json: bool, insecure: Vec<String>) -> Result<Client> {
 pub fn parse(location: &str) -> Result<Location> {
     location
         .parse()
-        .map_err(|e: wharf::oci::LocationError| crate::UsageError(e.into()).into())
+        .map_err(|e: wharf_oci::LocationError| crate::UsageError(e.into()).into())
 }
 
 pub fn run(args: Args) -> Result<()> {

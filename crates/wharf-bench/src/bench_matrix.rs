@@ -20,8 +20,6 @@ use anyhow::{Context, Result, bail};
 use wharf::matrix::{self as plan, Cell};
 use wharf::matrix_run::{self as runner, Harness, Options};
 
-use crate::workspace_root;
-
 #[derive(clap::Args)]
 pub struct Args {
     /// Timed rounds (each contender once per round; medians compared).
@@ -29,8 +27,8 @@ pub struct Args {
     runs: usize,
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let fixture = workspace_root().join("crates/wharf-e2e/tests/fixtures/matrix");
+pub fn run(args: Args, session: &wharf::cli::Session) -> Result<()> {
+    let fixture = session.root.join("crates/wharf-e2e/tests/fixtures/matrix");
     let packages = runner::packages(&fixture.join("Cargo.toml"))?;
     let host = runner::host()?;
     let four_sets = plan_of(&fixture, &packages, &host, "")?;

@@ -33,10 +33,8 @@ pub struct Args {
 }
 
 impl Args {
-    pub fn run(&self) -> Result<()> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .context("xtask is one level below the repository root")?;
+    pub fn run(&self, session: &wharf::cli::Session) -> Result<()> {
+        let root = &session.root;
         let db = self
             .db
             .clone()

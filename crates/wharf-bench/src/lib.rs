@@ -1,0 +1,32 @@
+//! wharf's benchmarks, as `cargo xtask` commands of this repository: each times wharf and the
+//! tool a user would pick instead, side by side in one run, and prints the ratio.
+
+mod bench;
+mod bench_matrix;
+mod bench_registry;
+mod bench_scan;
+
+use wharf::cli::{Extension, Session};
+
+#[derive(clap::Subcommand)]
+pub enum Bench {
+    /// Time wharf's image build against `docker build` of the same binary.
+    Bench(bench::Args),
+    /// Time wharf against skopeo on a local registry: 1 GiB push, and copy between repos.
+    BenchRegistry(bench_registry::Args),
+    /// Time wharf's advisory scan against `cargo audit` on this repository's Cargo.lock.
+    BenchScan(bench_scan::Args),
+    /// Time the matrix runner against the same cells one by one (and cargo-hack).
+    BenchMatrix(bench_matrix::Args),
+}
+
+impl Extension for Bench {
+    fn run(self, session: &Session) -> anyhow::Result<()> {
+        match self {
+            Bench::Bench(args) => bench::run(args, session),
+            Bench::BenchRegistry(args) => bench_registry::run(args),
+            Bench::BenchScan(args) => args.run(session),
+            Bench::BenchMatrix(args) => bench_matrix::run(args, session),
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! wharf's command line as a library: `cargo xtask ci`, `image`, `push`, `scan`, ... for any
+//! repository. A repository's `xtask/src/main.rs` is one call:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     wharf_cli::main()
+//! }
+//! ```
+//!
+//! or, with commands of its own (this repository adds its benchmarks), [`main_with`].
+//!
+//! Exit codes: 0 success, 1 a step or build failed, 2 bad usage or config, 3 the scan's
+//! policy gate failed.
+
+mod ci;
+mod copy;
+mod image;
+mod matrix;
+mod push;
+mod referrers;
+mod scan;
+mod session;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{FromArgMatches, Parser, Subcommand};
+
+pub use image::plan as image_plan;
+pub use scan::GateFailed;
+pub use session::{Session, find_workspace_root};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "wharf's pipelines for this repository",
+    version
+)]
+struct Cli {
+    /// Show debug logs on stderr: each registry request and each process started (-vv:
+    /// trace). RUST_LOG (tracing's env-filter syntax) overrides it. Never shows credentials.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// The workspace to work on (default: the cargo workspace around the current directory).
+    #[arg(long, value_name = "DIR", global = true, env = "WHARF_WORKSPACE")]
+    workspace: Option<PathBuf>,
+    /// The pipeline config (default: pipelines/wharf.toml in the workspace).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the CI pipeline: fmt, clippy, tests, image (steps from pipelines/wharf.toml).
+    Ci(ci::Args),
+    /// Build the image of pipelines/wharf.toml into its OCI layout (no Docker needed).
+    Image(image::Args),
+    /// Copy an image between locations (oci:DIR:TAG, docker://HOST/REPO:TAG), digest kept.
+    Copy(copy::Args),
+    /// Push the image `cargo xtask image` built, under all its tags.
+    Push(push::Args),
+    /// Point a new tag at an image in a registry (only the manifest moves).
+    Tag(push::TagArgs),
+    /// SBOM, RustSec advisories, image checks and the policy gate ([scan]).
+    Scan(scan::Args),
+    /// Plan and run the test matrix of [matrix]: features x toolchains x targets, retries,
+    /// JUnit; or print the plan (--dry-run) or the GitHub Actions matrix (--emit).
+    Matrix(matrix::Args),
+    /// List (or read) what is attached to an image in a registry: SBOMs and scan reports.
+    Referrers(referrers::Args),
+}
+
+/// Commands a repository adds to its own `cargo xtask` (see [`main_with`]).
+pub trait Extension: Subcommand {
+    fn run(self, session: &Session) -> anyhow::Result<()>;
+}
+
+/// No commands of one's own.
+#[derive(Subcommand)]
+pub enum NoExtension {}
+
+impl Extension for NoExtension {
+    fn run(self, _: &Session) -> anyhow::Result<()> {
+        match self {}
+    }
+}
+
+/// The whole command line: parses `std::env::args`, runs the command, maps the outcome to
+/// the exit code (printing the error, with its causes, on one line).
+pub fn main() -> ExitCode {
+    main_with::<NoExtension>()
+}
+
+/// [`main`] with the repository's own subcommands `E` beside wharf's.
+pub fn main_with<E: Extension>() -> ExitCode {
+    let command =
+        E::augment_subcommands(<Cli as clap::CommandFactory>::command()).bin_name("cargo xtask");
+    let matches = command.get_matches();
+    let extension = match matches.subcommand_name() {
+        Some(name) if E::has_subcommand(name) => Some(E::from_arg_matches(&matches)),
+        _ => None,
+    };
+    let cli = Cli::from_arg_matches(&matches);
+    let (cli, extension) = match (cli, extension) {
+        (_, Some(Ok(extension))) => (None, Some(extension)),
+        (Ok(cli), None) => (Some(cli), None),
+        (Err(e), _) | (_, Some(Err(e))) => e.exit(),
+    };
+    let (verbose, workspace, config) = global_options(&matches);
+    init_logging(verbose);
+    let result = Session::new(workspace.as_deref(), config.as_deref()).and_then(|session| {
+        match (cli, extension) {
+            (_, Some(extension)) => extension.run(&session),
+            (Some(cli), None) => run(cli.command, &session),
+            (None, None) => unreachable!("one of the two parsed"),
+        }
+    });
+    exit_code(result)
+}
+
+/// The global options, read from the matches whichever command was given.
+fn global_options(matches: &clap::ArgMatches) -> (u8, Option<PathBuf>, Option<PathBuf>) {
+    (
+        matches.get_count("verbose"),
+        matches.get_one::<PathBuf>("workspace").cloned(),
+        matches.get_one::<PathBuf>("config").cloned(),
+    )
+}
+
+fn run(command: Command, session: &Session) -> anyhow::Result<()> {
+    match command {
+        Command::Ci(args) => ci::run(args, session),
+        Command::Image(args) => image::run(args, session),
+        Command::Copy(args) => copy::run(args),
+        Command::Push(args) => push::run(args, session),
+        Command::Tag(args) => push::tag(args),
+        Command::Scan(args) => scan::run(args, session),
+        Command::Referrers(args) => referrers::run(args),
+        Command::Matrix(args) => matrix::run(args, session),
+    }
+}
+
+/// Prints the error and picks the exit code: 2 for the user's mistakes, 3 for the scan gate.
+pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else if e.downcast_ref::<GateFailed>().is_some() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// An error that is the user's to fix (usage, config): exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub anyhow::Error);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&one_line(&self.0))
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A message as a usage error (exit code 2).
+pub fn usage(message: impl std::fmt::Display) -> anyhow::Error {
+    UsageError(anyhow::anyhow!("{message}")).into()
+}
+
+/// An error and its causes on one line, each once: wharf's errors often name their cause
+/// in their own message (`invalid tag "...": tag is 200 characters ...`), which anyhow's
+/// `{:#}` would then print a second time.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
+/// Debug logs to stderr, off unless asked for: `RUST_LOG` (env-filter syntax) wins, else
+/// `-v` shows wharf's debug events and `-vv` its trace events.
+fn init_logging(verbose: u8) {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => directives,
+        _ => match verbose {
+            0 => "warn",
+            1 => "warn,wharf=debug",
+            _ => "warn,wharf=trace",
+        }
+        .to_string(),
+    };
+    // A bad RUST_LOG is the user's to fix, but not worth failing the command for.
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+        eprintln!("warning: ignoring RUST_LOG={filter:?}: {e}");
+        tracing_subscriber::EnvFilter::new("warn")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Writes `text` to stdout. A reader that stopped early (`| head`) is not an error:
+/// print! would panic there. (Restoring SIGPIPE's default instead would also kill the
+/// registry client when a server resets a connection.)
+pub fn stdout(text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
+    }
+}
