@@ -89,7 +89,9 @@ pub fn plan(config: &Config) -> Plan {
     };
     for step in &config.ci.steps {
         let step = match step {
-            StepName::Fmt => Ok(cargo("fmt", &["fmt", "--all", "--check"])),
+            // Not `--all`: that also checks path dependencies outside the workspace (a
+            // repository using wharf by path would be checking wharf's formatting).
+            StepName::Fmt => Ok(cargo("fmt", &["fmt", "--check"])),
             StepName::Clippy => Ok(cargo(
                 "clippy",
                 &[
@@ -246,7 +248,7 @@ mod tests {
         );
         assert_eq!(
             plan.to_string().lines().next().unwrap(),
-            "1. fmt: cargo fmt --all --check"
+            "1. fmt: cargo fmt --check"
         );
     }
 
