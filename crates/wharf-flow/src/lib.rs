@@ -9,6 +9,7 @@
 //! 3. the runner starts every step whose needs are met, within a bound, skips those whose key
 //!    is in the cache (replaying their outputs), and sends [`Event`]s to a [`Reporter`].
 
+pub mod diagnostics;
 pub mod event;
 pub mod step;
 
