@@ -11,6 +11,7 @@
 
 pub mod diagnostics;
 pub mod event;
+pub mod report;
 pub mod step;
 
 pub use event::{Annotation, Event, Level, Outcome, Reporter};
