@@ -338,12 +338,27 @@ fn terminal_plain_lines_tail_of_a_failed_log_and_table() {
     }) {
         *log = Some("test.log".into());
     }
+    events.insert(
+        2,
+        Event::Annotated {
+            step: "clippy".into(),
+            annotation: Annotation {
+                level: Level::Warning,
+                file: Some("src/lib.rs".into()),
+                line: Some(2),
+                column: Some(9),
+                title: Some("unused_variables".into()),
+                message: "unused variable: `x`\nhelp: prefix it".into(),
+            },
+        },
+    );
     for event in &events {
         terminal.event(event);
     }
     let text = out.text();
     for expected in [
         "==> fmt started\n",
+        "warning src/lib.rs:2:9 [unused_variables] unused variable: `x`\n",
         "... clippy waiting for target/ held by test\n",
         "cached fmt\n",
         "ok push 1m01s\n",
