@@ -9,7 +9,9 @@
 //! 3. the runner starts every step whose needs are met, within a bound, skips those whose key
 //!    is in the cache (replaying their outputs), and sends [`Event`]s to a [`Reporter`].
 
+pub mod diagnostics;
 pub mod event;
+pub mod report;
 pub mod step;
 
 pub use event::{Annotation, Event, Level, Outcome, Reporter};
