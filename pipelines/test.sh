@@ -36,10 +36,11 @@ if ! python3 -c "import cyclonedx.validation.json, spdx_tools" 2>/dev/null; then
 fi
 
 # check-jsonschema for crates/wharf-workflow/tests/validators.rs: it ships GitHub's workflow
-# schema (--builtin-schema vendor.github-workflows), so validating needs no network.
-if ! command -v check-jsonschema >/dev/null; then
-  log "installing check-jsonschema (pip)"
-  python3 -m pip install --quiet --disable-pip-version-check check-jsonschema
+# schema (--builtin-schema vendor.github-workflows), so validating needs no network. PyYAML
+# beside its ruamel.yaml: the same test reads the workflows as YAML 1.1 and 1.2.
+if ! command -v check-jsonschema >/dev/null || ! python3 -c "import yaml" 2>/dev/null; then
+  log "installing check-jsonschema and pyyaml (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check check-jsonschema pyyaml
 fi
 
 # cargo-audit, the peer the advisory scan is compared with (tests/audit.rs, bench-scan).

@@ -142,3 +142,99 @@ fn the_workflow_schema_check_works_offline() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Reads the environment of the `cargo xtask ci` step with a YAML 1.2 reader (ruamel.yaml,
+/// check-jsonschema's) and a YAML 1.1 one (PyYAML); prints both as JSON.
+const READ_ENV: &str = r#"
+import json, sys, yaml
+from ruamel.yaml import YAML
+text = open(sys.argv[1]).read()
+def env(doc):
+    step = next(s for s in doc["jobs"]["ci"]["steps"] if s.get("run") == sys.argv[2])
+    return step["env"]
+print(json.dumps([env(YAML(typ="safe").load(text)), env(yaml.safe_load(text))]))
+"#;
+
+/// Strings YAML would retype or misread unquoted come back as the same strings from both
+/// YAML versions' readers: the emitter's plain-or-quoted choice, checked by real parsers.
+#[test]
+fn environment_values_read_back_as_the_same_strings() {
+    let python_yaml = wharf_e2e::require(
+        "python3",
+        &["-c", "import ruamel.yaml, yaml"],
+        "python3 -m pip install check-jsonschema pyyaml",
+    );
+    if !python_yaml {
+        return;
+    }
+    let values = [
+        "true",
+        "off",
+        "Yes",
+        "~",
+        "null",
+        "",
+        "1.95",
+        "0o17",
+        "1e3",
+        ".inf",
+        "12:30",
+        "a: b",
+        "a #b",
+        "#x",
+        "*x",
+        "&x",
+        "!x",
+        "|x",
+        ">x",
+        "%x",
+        "@x",
+        "`x`",
+        "'x'",
+        "\"x\"",
+        "-x",
+        "? x",
+        "[x]",
+        "{x}",
+        " x",
+        "x ",
+        "x:",
+        "a\nb",
+        "tab\there",
+        "${{ runner.temp }}/db",
+        "ünïcödé",
+    ];
+    let mut spec = minimal_spec();
+    spec.pipelines[0].env = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("V{i:02}"), v.to_string()))
+        .collect();
+    let (dir, paths) = written(&spec);
+    let out = std::process::Command::new("python3")
+        .args(["-c", READ_ENV])
+        .arg(dir.path().join(&paths[0]))
+        .arg("cargo xtask ci")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: [std::collections::BTreeMap<String, serde_json::Value>; 2] =
+        serde_json::from_str(&stdout).unwrap();
+    for (reader, env) in ["ruamel.yaml (YAML 1.2)", "PyYAML (YAML 1.1)"]
+        .iter()
+        .zip(read)
+    {
+        for (name, value) in &spec.pipelines[0].env {
+            assert_eq!(
+                env.get(name),
+                Some(&serde_json::Value::String(value.clone())),
+                "{reader} reads {name} differently"
+            );
+        }
+    }
+}
