@@ -1,4 +1,4 @@
-//! The rendering against the files on disk: [`check`] compares, [`write`] replaces.
+//! The rendering against the files on disk: [`check`] compares, [`write()`] replaces.
 
 use std::fmt;
 use std::io::{self, Write as _};
@@ -72,7 +72,7 @@ pub enum CheckError {
     Drift(#[from] Drift),
 }
 
-/// Why [`write`] failed.
+/// Why [`write()`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error(transparent)]

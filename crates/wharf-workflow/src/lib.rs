@@ -1,5 +1,5 @@
 //! GitHub Actions workflows rendered from a repository's pipelines, the way cargo-dist
-//! renders its CI: [`render`] a [`WorkflowSpec`] to strings, then [`write`] them, or
+//! renders its CI: [`render`] a [`WorkflowSpec`] to strings, then [`write()`] them, or
 //! [`check`] that the committed files are the rendering (a stale file is a [`Drift`] that
 //! says to run `cargo xtask codegen`).
 //!
@@ -11,7 +11,7 @@
 //! same bytes for the same spec.
 //!
 //! [`render`] is pure: no file, environment or process is read. Only [`check`] reads and
-//! [`write`] writes, both under the root they are given.
+//! [`write()`] writes, both under the root they are given.
 
 mod files;
 mod render;
