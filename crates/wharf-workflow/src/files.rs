@@ -4,7 +4,7 @@ use std::fmt;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use crate::{FIX, SpecError, WorkflowSpec, render};
+use crate::{FIX, Files, HEADER, SpecError, WORKFLOWS_DIR, WorkflowSpec, render};
 
 /// Committed workflows that are not the rendering, each with how it differs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,10 @@ pub enum DriftKind {
     },
     /// The file exists but could not be read; the message says why.
     Unreadable(String),
+    /// A generated file (its first line is [`HEADER`]) that the spec no longer renders,
+    /// such as release.yml after the last release pipeline went; hand-written workflows
+    /// beside the generated ones are never reported.
+    NotRendered,
 }
 
 impl std::error::Error for Drift {}
@@ -41,6 +45,7 @@ impl fmt::Display for Drift {
             match kind {
                 DriftKind::Missing => write!(f, "missing")?,
                 DriftKind::Unreadable(why) => write!(f, "unreadable ({why})")?,
+                DriftKind::NotRendered => write!(f, "generated, but no pipeline renders it now")?,
                 DriftKind::Differs {
                     line,
                     committed,
@@ -84,7 +89,9 @@ pub enum WriteError {
 /// Compares the workflows under `root` with the rendering of `spec`. Line endings are
 /// compared as LF: a checkout with `core.autocrlf` is not drift.
 pub fn check(root: &Path, spec: &WorkflowSpec) -> Result<(), CheckError> {
-    let files: Vec<_> = render(spec)?
+    let rendered = render(spec)?;
+    let orphans = orphans(root, &rendered);
+    let mut files: Vec<_> = rendered
         .into_iter()
         .filter_map(|(path, rendered)| {
             let kind = match std::fs::read_to_string(root.join(&path)) {
@@ -95,6 +102,7 @@ pub fn check(root: &Path, spec: &WorkflowSpec) -> Result<(), CheckError> {
             Some((path, kind))
         })
         .collect();
+    files.extend(orphans.into_iter().map(|p| (p, DriftKind::NotRendered)));
     if files.is_empty() {
         Ok(())
     } else {
@@ -125,19 +133,44 @@ fn differs(committed: &str, rendered: &str) -> Option<DriftKind> {
 
 /// Writes the rendering of `spec` under `root`, each file replaced atomically (a temporary
 /// file in the same directory, then a rename), so a reader never sees half a workflow.
-/// Files that already hold the rendering are left alone. Returns the paths written,
-/// relative to `root`.
+/// Files that already hold the rendering are left alone; generated files no pipeline
+/// renders any more are removed. Returns the paths written or removed, relative to `root`.
 pub fn write(root: &Path, spec: &WorkflowSpec) -> Result<Vec<PathBuf>, WriteError> {
-    let mut written = Vec::new();
-    for (path, text) in render(spec)? {
-        let full = root.join(&path);
-        if std::fs::read_to_string(&full).is_ok_and(|old| old == text) {
+    let rendered = render(spec)?;
+    let mut changed = Vec::new();
+    for (path, text) in &rendered {
+        let full = root.join(path);
+        if std::fs::read_to_string(&full).is_ok_and(|old| old == *text) {
             continue;
         }
-        replace(&full, &text).map_err(|source| WriteError::Io { path: full, source })?;
-        written.push(path);
+        replace(&full, text).map_err(|source| WriteError::Io { path: full, source })?;
+        changed.push(path.clone());
     }
-    Ok(written)
+    for path in orphans(root, &rendered) {
+        let full = root.join(&path);
+        std::fs::remove_file(&full).map_err(|source| WriteError::Io { path: full, source })?;
+        changed.push(path);
+    }
+    Ok(changed)
+}
+
+/// Generated workflows under `root` that are not in `rendered`, sorted. Only files that
+/// start with [`HEADER`] count: a hand-written workflow is none of wharf's business.
+fn orphans(root: &Path, rendered: &Files) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root.join(WORKFLOWS_DIR)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| Path::new(WORKFLOWS_DIR).join(entry.file_name()))
+        .filter(|path| !rendered.iter().any(|(r, _)| r == path))
+        .filter(|path| {
+            std::fs::read_to_string(root.join(path))
+                .is_ok_and(|text| text.lines().next() == Some(HEADER))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 fn replace(path: &Path, text: &str) -> io::Result<()> {

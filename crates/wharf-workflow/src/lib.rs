@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 pub use files::{CheckError, Drift, DriftKind, WriteError, check, write};
 pub use render::render;
 
+/// Where GitHub reads workflows, relative to the repository root.
+pub const WORKFLOWS_DIR: &str = ".github/workflows";
 /// Where the pull-request workflow goes, relative to the repository root.
 pub const CI_PATH: &str = ".github/workflows/ci.yml";
 /// Where the tag workflow goes.

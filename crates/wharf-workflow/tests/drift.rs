@@ -142,3 +142,36 @@ fn a_bad_spec_is_an_error_not_drift() {
         Err(WriteError::Spec(SpecError::NoToolchain))
     ));
 }
+
+/// The last release pipeline went: release.yml is drift until codegen removes it, and a
+/// hand-written workflow beside it is neither reported nor touched.
+#[test]
+fn a_generated_file_no_pipeline_renders_is_drift_and_write_removes_it() {
+    let (dir, mut spec, _, _) = written();
+    let own = dir.path().join(".github/workflows/own.yml");
+    std::fs::write(&own, "name: hand-written\n").unwrap();
+    spec.pipelines.retain(|p| p.trigger != Trigger::Release);
+
+    let drift = drift(dir.path(), &spec);
+    assert_eq!(
+        drift.files,
+        [(PathBuf::from(RELEASE_PATH), DriftKind::NotRendered)]
+    );
+    assert!(
+        drift
+            .to_string()
+            .contains(".github/workflows/release.yml: generated, but no pipeline renders it now"),
+        "{drift}"
+    );
+
+    assert_eq!(
+        write(dir.path(), &spec).unwrap(),
+        [PathBuf::from(RELEASE_PATH)]
+    );
+    assert!(!dir.path().join(RELEASE_PATH).exists());
+    assert_eq!(
+        std::fs::read_to_string(&own).unwrap(),
+        "name: hand-written\n"
+    );
+    check(dir.path(), &spec).unwrap();
+}
