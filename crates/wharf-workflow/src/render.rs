@@ -26,18 +26,15 @@ pub fn render(spec: &WorkflowSpec) -> Result<Files, SpecError> {
     let mut files = Vec::new();
     for trigger in [Trigger::Change, Trigger::Release] {
         let mut jobs = Map::new();
-        let mut any = false;
         for pipeline in spec.pipelines.iter().filter(|p| p.trigger == trigger) {
             jobs = jobs.with(&pipeline.name, pipeline_job(spec, pipeline));
-            any = true;
         }
         if let (Trigger::Change, Some(matrix)) = (trigger, &spec.matrix) {
             jobs = jobs
                 .with("plan", plan_job(spec, matrix))
                 .with("matrix", shard_job(spec, matrix));
-            any = true;
         }
-        if any {
+        if !jobs.is_empty() {
             files.push((PathBuf::from(trigger.path()), workflow(trigger, jobs)));
         }
     }

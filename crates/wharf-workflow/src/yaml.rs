@@ -91,7 +91,8 @@ impl Map {
         self
     }
 
-    fn is_empty(&self) -> bool {
+    /// No key (comments alone do not count).
+    pub fn is_empty(&self) -> bool {
         !self.0.iter().any(|e| matches!(e, Entry::Pair(..)))
     }
 }
