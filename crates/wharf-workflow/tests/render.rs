@@ -1,0 +1,207 @@
+//! What the rendering holds: one xtask line per job, toolchains and cache from the spec,
+//! secrets only in the release workflow, the same bytes every time, and names that could
+//! break the YAML or a shell line refused. The full text is pinned in `tests/snapshots/`.
+
+mod common;
+
+use std::path::Path;
+
+use common::{example_spec, file, minimal_spec};
+use wharf_workflow::*;
+
+#[test]
+fn rendering_is_deterministic_and_every_file_has_the_header() {
+    let spec = example_spec();
+    let files = render(&spec).unwrap();
+    assert_eq!(render(&spec).unwrap(), files);
+    let paths: Vec<_> = files.iter().map(|(p, _)| p.to_str().unwrap()).collect();
+    assert_eq!(paths, [CI_PATH, RELEASE_PATH]);
+    for (path, text) in &files {
+        assert_eq!(text.lines().next(), Some(HEADER), "{}", path.display());
+    }
+}
+
+/// The whole rendering of the example spec, as committed in `tests/snapshots/`: a change
+/// shows up in review as a diff of the workflows. `WHARF_UPDATE_SNAPSHOTS=1` rewrites them.
+#[test]
+fn the_example_rendering_matches_the_snapshot() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    if std::env::var_os("WHARF_UPDATE_SNAPSHOTS").is_some() {
+        write(&root, &example_spec()).unwrap();
+    }
+    if let Err(e) = check(&root, &example_spec()) {
+        panic!(
+            "{e}\n(for this snapshot: WHARF_UPDATE_SNAPSHOTS=1 cargo test -p wharf-workflow --test render)"
+        );
+    }
+}
+
+#[test]
+fn every_job_does_its_work_in_one_xtask_line() {
+    let files = render(&example_spec()).unwrap();
+    let ci = file(&files, CI_PATH);
+    let release = file(&files, RELEASE_PATH);
+    let xtask_lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.contains("cargo xtask") && !l.trim_start().starts_with(['#', '-']))
+            .filter(|l| !l.trim_start().starts_with("name:"))
+            .map(|l| l.trim().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        xtask_lines(ci),
+        [
+            "run: cargo xtask ci",
+            r#"matrix="$(cargo xtask matrix --emit github-matrix)""#,
+            r#"run: cargo xtask matrix --shard "$SHARD""#,
+        ]
+    );
+    assert_eq!(xtask_lines(release), ["run: cargo xtask release"]);
+    // Every job (ci, plan, matrix; release) checks out the full history first.
+    for (text, jobs) in [(ci, 3), (release, 1)] {
+        assert_eq!(text.matches("- uses: actions/checkout@v4\n").count(), jobs);
+        assert_eq!(text.matches("fetch-depth: 0\n").count(), jobs);
+    }
+}
+
+#[test]
+fn toolchains_come_from_the_spec() {
+    let files = render(&example_spec()).unwrap();
+    let ci = file(&files, CI_PATH);
+    assert!(ci.contains(
+        "rustup toolchain install stable --profile minimal --component rustfmt,clippy\n"
+    ));
+    assert!(ci.contains("rustup toolchain install nightly 1.95.0 --profile minimal\n"));
+    // The shards install what their cells need, as the emitted matrix says.
+    assert!(ci.contains("TOOLCHAINS: ${{ matrix.toolchains }}"));
+
+    let mut spec = example_spec();
+    spec.toolchains = vec!["1.90.0".into(), "beta".into()];
+    let files = render(&spec).unwrap();
+    let ci = file(&files, CI_PATH);
+    assert!(ci.contains("rustup default 1.90.0\n"));
+    assert!(ci.contains("rustup toolchain install beta --profile minimal\n"));
+    assert!(!ci.contains("nightly"));
+}
+
+#[test]
+fn the_step_cache_is_restored_before_and_saved_after_the_work() {
+    let files = render(&minimal_spec()).unwrap();
+    let ci = file(&files, CI_PATH);
+    let restore = ci.find("uses: actions/cache/restore@v4").unwrap();
+    let work = ci.find("run: cargo xtask ci").unwrap();
+    let save = ci.find("uses: actions/cache/save@v4").unwrap();
+    assert!(restore < work && work < save, "{ci}");
+    let key = "wharf-ci-${{ runner.os }}-${{ hashFiles('**/Cargo.lock', 'pipelines/**') }}";
+    assert!(
+        ci.contains(&format!("key: {key}-${{{{ github.sha }}}}\n")),
+        "{ci}"
+    );
+    assert!(
+        ci.contains(&format!("restore-keys: |\n            {key}-\n")),
+        "{ci}"
+    );
+    assert!(ci.contains("path: target/wharf/cache\n"));
+    assert!(ci.contains("if: always() && steps.step-cache.outputs.cache-hit != 'true'"));
+}
+
+#[test]
+fn the_release_workflow_runs_on_version_tags_with_the_registry_secrets() {
+    let mut spec = example_spec();
+    spec.registry.as_mut().unwrap().host = Some("ghcr.io".into());
+    let files = render(&spec).unwrap();
+    let release = file(&files, RELEASE_PATH);
+    assert!(
+        release.contains("on:\n  push:\n    tags:\n      - v*\n"),
+        "{release}"
+    );
+    for line in [
+        "WHARF_REGISTRY_USERNAME: ${{ secrets.WHARF_REGISTRY_USERNAME }}",
+        "WHARF_REGISTRY_PASSWORD: ${{ secrets.WHARF_REGISTRY_PASSWORD }}",
+        "WHARF_REGISTRY_HOST: ghcr.io",
+    ] {
+        assert!(release.contains(line), "{line}\n{release}");
+    }
+    assert!(release.contains("permissions:\n  contents: read\n"));
+    // Pull requests never see the credentials.
+    let ci = file(&files, CI_PATH);
+    assert!(!ci.contains("secrets."), "{ci}");
+    assert!(ci.contains("on:\n  push:\n    branches:\n      - main\n  pull_request:\n"));
+    // Only the job that uploads SARIF may write security events.
+    assert_eq!(ci.matches("security-events: write").count(), 1);
+}
+
+#[test]
+fn a_workflow_without_jobs_is_not_rendered() {
+    let files = render(&minimal_spec()).unwrap();
+    let paths: Vec<_> = files.iter().map(|(p, _)| p.to_str().unwrap()).collect();
+    assert_eq!(paths, [CI_PATH]);
+}
+
+#[test]
+fn arguments_and_environment_are_quoted() {
+    let mut spec = minimal_spec();
+    spec.pipelines[0].args = vec!["--skip".into(), "matrix step".into()];
+    spec.pipelines[0].env.insert(
+        "WHARF_ADVISORY_DB".into(),
+        "${{ runner.temp }}/advisory-db".into(),
+    );
+    spec.pipelines[0].env.insert("FLAG".into(), "true".into());
+    let files = render(&spec).unwrap();
+    let ci = file(&files, CI_PATH);
+    assert!(
+        ci.contains("run: cargo xtask ci --skip 'matrix step'\n"),
+        "{ci}"
+    );
+    assert!(
+        ci.contains("WHARF_ADVISORY_DB: ${{ runner.temp }}/advisory-db\n"),
+        "{ci}"
+    );
+    assert!(ci.contains("FLAG: \"true\"\n"), "{ci}");
+}
+
+#[test]
+fn names_that_could_break_the_yaml_or_a_shell_line_are_refused() {
+    /// A change that makes the spec invalid.
+    type Edit = fn(&mut WorkflowSpec);
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            |s| s.pipelines[0].name = "ci; rm -rf /".into(),
+            r#"pipeline "ci; rm -rf /" is not a valid name"#,
+        ),
+        (
+            |s| s.pipelines.push(Pipeline::new("ci", Trigger::Release)),
+            r#"pipeline "ci" is defined twice"#,
+        ),
+        (
+            |s| s.pipelines[0].name = "matrix".into(),
+            r#"pipeline "matrix" is defined twice or takes a job id the matrix uses"#,
+        ),
+        (|s| s.toolchains.clear(), "no toolchain to install"),
+        (
+            |s| s.toolchains.push("nightly $(id)".into()),
+            r#"toolchain "nightly $(id)" is not a valid name"#,
+        ),
+        (
+            |s| s.cache_dir = "../cache".into(),
+            r#"step cache directory path "../cache" is not a plain relative path"#,
+        ),
+        (
+            |s| s.registry.as_mut().unwrap().password = "PASS-WORD".into(),
+            r#"secret "PASS-WORD" is not a valid name"#,
+        ),
+        (
+            |s| {
+                s.pipelines[0].env.insert("A B".into(), "x".into());
+            },
+            r#"environment variable "A B" is not a valid name"#,
+        ),
+    ];
+    for (change, expected) in cases {
+        let mut spec = example_spec();
+        change(&mut spec);
+        let message = render(&spec).unwrap_err().to_string();
+        assert!(message.starts_with(expected), "{message}");
+        assert!(message.contains("(hint: "), "{message}");
+    }
+}
