@@ -5,6 +5,7 @@
 //! a reader sees a whole entry or none; an entry that is still unreadable (a disk error, an
 //! edited file, another wharf's format) is a miss, never a failure.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -34,10 +35,7 @@ impl Cache {
 
     /// `$WHARF_CACHE_DIR` if set (a CI job's restored cache), else `ROOT/target/wharf/cache`.
     pub fn dir_for(root: &Path) -> PathBuf {
-        match std::env::var_os("WHARF_CACHE_DIR") {
-            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-            _ => root.join("target").join("wharf").join("cache"),
-        }
+        dir_from(root, std::env::var_os("WHARF_CACHE_DIR"))
     }
 
     pub fn dir(&self) -> &Path {
@@ -103,5 +101,29 @@ impl Cache {
     pub fn entry_path(&self, key: &str) -> Option<PathBuf> {
         let hex = !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit());
         hex.then(|| self.dir.join(format!("{key}.json")))
+    }
+}
+
+/// An empty `WHARF_CACHE_DIR` counts as unset (`WHARF_CACHE_DIR= cargo xtask ci`).
+fn dir_from(root: &Path, env: Option<OsString>) -> PathBuf {
+    match env {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => root.join("target").join("wharf").join("cache"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_dir_is_the_variable_else_under_target() {
+        let root = Path::new("/w");
+        assert_eq!(dir_from(root, None), Path::new("/w/target/wharf/cache"));
+        assert_eq!(
+            dir_from(root, Some("".into())),
+            Path::new("/w/target/wharf/cache")
+        );
+        assert_eq!(dir_from(root, Some("/c".into())), Path::new("/c"));
     }
 }

@@ -288,9 +288,24 @@ impl<'r> Scheduler<'r> {
         let log = self.options.log_dir.join(log_name(&planned.id));
         let (facts, jobserver, tx) = (self.facts, self.jobserver, self.tx.clone());
         scope.spawn(move || {
+            // Held until the step returns: it stands for the implicit token of the step's
+            // cargo, which takes any further ones from the same pool.
+            let _token = match step
+                .uses_compiler()
+                .then(|| jobserver.acquire())
+                .transpose()
+            {
+                Ok(token) => token,
+                Err(e) => {
+                    let error = format!("taking a compiler slot from the jobserver: {e}");
+                    let _ = tx.send(Msg::Finished(index, Err(error), Duration::ZERO, log));
+                    return;
+                }
+            };
+            let _ = tx.send(Msg::Started(index));
             let started = Instant::now();
             let result = catch_unwind(AssertUnwindSafe(|| {
-                execute(index, step, facts, needs, jobserver, &tx, &log)
+                execute(step, facts, needs, jobserver, &tx, &log)
             }))
             .unwrap_or_else(|panic| Err(format!("the step panicked: {}", panic_message(&panic))));
             let _ = tx.send(Msg::Finished(index, result, started.elapsed(), log));
@@ -379,10 +394,9 @@ enum Needs {
     Failed(String),
 }
 
-/// Runs one step on its own thread: takes a compiler slot if it needs one, then runs it with
-/// a fresh context.
+/// Runs one step (on its own thread, holding its compiler slot if it needs one) with a fresh
+/// context.
 fn execute(
-    index: usize,
     step: &dyn Step,
     facts: &Facts,
     needs: BTreeMap<String, Outputs>,
@@ -390,16 +404,6 @@ fn execute(
     tx: &mpsc::Sender<Msg>,
     log: &Path,
 ) -> Result<Outputs, String> {
-    // Held until the step returns: it stands for the implicit token of the step's cargo.
-    let _token = if step.uses_compiler() {
-        let token = jobserver
-            .acquire()
-            .map_err(|e| format!("taking a compiler slot from the jobserver: {e}"))?;
-        Some(token)
-    } else {
-        None
-    };
-    let _ = tx.send(Msg::Started(index));
     let sink_tx = tx.clone();
     let mut cx = Context::new(step.id(), facts, log)
         .map_err(|e| e.to_string())?

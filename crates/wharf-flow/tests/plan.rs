@@ -30,10 +30,6 @@ fn base() -> Facts {
     facts
 }
 
-fn same(build: impl FnOnce(FnStep) -> FnStep) -> FnStep {
-    build(FnStep::new("x"))
-}
-
 #[test]
 fn keys_are_stable() {
     assert_eq!(keys(&base(), |s| s), keys(&base(), |s| s));
@@ -91,7 +87,8 @@ fn key_changes_with_each_input_and_reaches_dependants() {
         assert_ne!(b, build, "{what} changes the key");
         assert_ne!(t, test, "{what} changes a dependant's key (upstream key)");
     }
-    let changed_steps: Vec<(&str, Box<dyn FnOnce(FnStep) -> FnStep>)> = vec![
+    type Change = Box<dyn FnOnce(FnStep) -> FnStep>;
+    let changed_steps: Vec<(&str, Change)> = vec![
         (
             "argv",
             Box::new(|mut s: FnStep| {
@@ -150,7 +147,7 @@ fn uncached_steps_and_their_dependants_have_no_key() {
         .step(FnStep::new("fmt"))
         .step(FnStep::new("push").uncached())
         .step(FnStep::new("announce").needs(&["push"]))
-        .step(same(|s| s.needs(&["fmt"])));
+        .step(FnStep::new("x").needs(&["fmt"]));
     let plan = plan(&pipeline, &base()).unwrap();
     let keys: Vec<_> = plan
         .steps
