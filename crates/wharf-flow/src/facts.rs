@@ -81,15 +81,29 @@ impl Facts {
                 (name, value)
             })
             .collect();
+        // The processes and the walk are independent; at once they take the time of the
+        // slowest (the facts are gathered on every run, cache hits or not).
+        let (toolchain, git, files) = std::thread::scope(|scope| {
+            let toolchain = scope.spawn(|| output(root, "rustc", &["-vV"]));
+            let git = scope.spawn(|| git(root));
+            let files = files(root);
+            (join(toolchain), join(git), files)
+        });
         Ok(Facts {
             root: root.to_path_buf(),
-            toolchain: output(root, "rustc", &["-vV"])?,
-            git: git(root)?,
+            toolchain: toolchain?,
+            git: git?,
             env,
-            files: files(root)?,
+            files: files?,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
     }
+}
+
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// The stdout of a command that must succeed.

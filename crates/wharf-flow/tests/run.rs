@@ -27,6 +27,17 @@ fn options(dir: &std::path::Path, parallel: usize, jobs: usize, cache: bool) -> 
     }
 }
 
+fn run_in(
+    dir: &std::path::Path,
+    pipeline: Pipeline,
+    parallel: usize,
+    jobs: usize,
+    cache: bool,
+) -> (RunSummary, Vec<Event>) {
+    let options = options(dir, parallel, jobs, cache);
+    run_pipeline(&Arc::new(pipeline), &facts(dir.into()), options)
+}
+
 /// Plans and runs on another thread, so that a runner that never ends fails the test.
 fn run_pipeline(
     pipeline: &Arc<Pipeline>,
@@ -79,12 +90,7 @@ fn independent_steps_overlap() {
     let pipeline = Pipeline::new("ci")
         .step(FnStep::new("a").body(meet("a", a)))
         .step(FnStep::new("b").body(meet("b", b)));
-    let pipeline = Arc::new(pipeline);
-    let (summary, events) = run_pipeline(
-        &pipeline,
-        &facts(dir.path().into()),
-        options(dir.path(), 2, 2, false),
-    );
+    let (summary, events) = run_in(dir.path(), pipeline, 2, 2, false);
     assert!(summary.ok, "{summary:#?}");
     // Both started before either finished: the events show the overlap.
     let first_finish = events
@@ -151,12 +157,7 @@ fn one_compiler_slot_runs_compiling_steps_one_at_a_time() {
                 .compiler()
                 .body(exclusive("b", b, concurrency.clone())),
         );
-    let pipeline = Arc::new(pipeline);
-    let (summary, _) = run_pipeline(
-        &pipeline,
-        &facts(dir.path().into()),
-        options(dir.path(), 2, 1, false),
-    );
+    let (summary, _) = run_in(dir.path(), pipeline, 2, 1, false);
     assert!(summary.ok, "{summary:#?}");
     assert_eq!(concurrency.max.load(Ordering::SeqCst), 1);
     let log = std::fs::read_to_string(dir.path().join("logs/a.log")).unwrap();
@@ -181,12 +182,7 @@ fn compiling_steps_hand_the_jobserver_to_their_commands() {
     let pipeline = Pipeline::new("ci")
         .step(FnStep::new("build").compiler().body(record(seen.clone())))
         .step(FnStep::new("push").body(record(seen.clone())));
-    let pipeline = Arc::new(pipeline);
-    let (summary, _) = run_pipeline(
-        &pipeline,
-        &facts(dir.path().into()),
-        options(dir.path(), 1, 2, false),
-    );
+    let (summary, _) = run_in(dir.path(), pipeline, 1, 2, false);
     assert!(summary.ok, "{summary:#?}");
     let seen = seen.lock().unwrap().clone();
     assert_eq!(
@@ -209,12 +205,7 @@ fn command_output_goes_to_the_step_log() {
         writeln!(cx.log(), "after").unwrap();
         Ok(Outputs::new())
     }));
-    let pipeline = Arc::new(pipeline);
-    let (summary, _) = run_pipeline(
-        &pipeline,
-        &facts(dir.path().into()),
-        options(dir.path(), 1, 1, false),
-    );
+    let (summary, _) = run_in(dir.path(), pipeline, 1, 1, false);
     assert!(summary.ok, "{summary:#?}");
     assert_eq!(
         summary.steps[0].log.as_deref(),
@@ -257,12 +248,7 @@ fn steps_with_one_lock_never_overlap_and_the_waiter_says_once() {
             b,
             concurrency.clone(),
         )));
-    let pipeline = Arc::new(pipeline);
-    let (summary, events) = run_pipeline(
-        &pipeline,
-        &facts(dir.path().into()),
-        options(dir.path(), 2, 2, false),
-    );
+    let (summary, events) = run_in(dir.path(), pipeline, 2, 2, false);
     assert!(summary.ok, "{summary:#?}");
     assert_eq!(concurrency.max.load(Ordering::SeqCst), 1);
     let waiting: Vec<_> = events
@@ -292,38 +278,38 @@ fn a_failure_skips_dependants_and_independent_steps_finish() {
         .step(FnStep::new("test").needs(&["build"]))
         .step(FnStep::new("push").needs(&["test"]))
         .step(FnStep::new("fmt"));
-    let pipeline = Arc::new(pipeline);
-    let (summary, events) = run_pipeline(
-        &pipeline,
-        &facts(dir.path().into()),
-        options(dir.path(), 1, 1, true),
-    );
+    let planned = plan(&pipeline, &facts(dir.path().into())).unwrap();
+    let build_key = planned.steps[0].key.clone().unwrap();
+    let (summary, events) = run_in(dir.path(), pipeline, 1, 1, true);
     assert!(!summary.ok);
+    let outcomes: Vec<(&str, String)> = summary
+        .steps
+        .iter()
+        .map(|s| (s.id.as_str(), serde_json::to_string(&s.outcome).unwrap()))
+        .collect();
     assert_eq!(
-        outcome(&summary, "build"),
-        &Outcome::Failed {
-            message: "cargo build failed".to_string()
-        }
+        outcomes,
+        [
+            (
+                "build",
+                r#"{"status":"failed","message":"cargo build failed"}"#.to_string()
+            ),
+            (
+                "test",
+                r#"{"status":"skipped","reason":"needs `build`, which failed"}"#.to_string()
+            ),
+            (
+                "push",
+                r#"{"status":"skipped","reason":"needs `test`, which was skipped"}"#.to_string()
+            ),
+            ("fmt", r#"{"status":"succeeded"}"#.to_string()),
+        ]
     );
-    assert_eq!(
-        outcome(&summary, "test"),
-        &Outcome::Skipped {
-            reason: "needs `build`, which failed".to_string()
-        }
-    );
-    assert_eq!(
-        outcome(&summary, "push"),
-        &Outcome::Skipped {
-            reason: "needs `test`, which was skipped".to_string()
-        }
-    );
-    assert_eq!(outcome(&summary, "fmt"), &Outcome::Succeeded);
     assert!(matches!(events.first(), Some(Event::Planned { .. })));
     assert!(matches!(events.last(), Some(Event::Done { ok: false, .. })));
     // A failed step is not cached: the next run tries it again.
-    let keyed = plan(&pipeline, &facts(dir.path().into())).unwrap();
     let cache = Cache::new(dir.path().join("cache"));
-    assert!(cache.get(keyed.steps[0].key.as_ref().unwrap()).is_none());
+    assert!(cache.get(&build_key).is_none());
 }
 
 #[test]
@@ -333,12 +319,7 @@ fn a_panicking_step_fails_without_crashing_the_run() {
         .step(FnStep::new("boom").body(|_| panic!("index out of bounds")))
         .step(FnStep::new("after").needs(&["boom"]))
         .step(FnStep::new("other"));
-    let pipeline = Arc::new(pipeline);
-    let (summary, _) = run_pipeline(
-        &pipeline,
-        &facts(dir.path().into()),
-        options(dir.path(), 2, 1, false),
-    );
+    let (summary, _) = run_in(dir.path(), pipeline, 2, 1, false);
     assert!(!summary.ok);
     assert_eq!(
         outcome(&summary, "boom"),
@@ -441,12 +422,7 @@ fn events_come_in_order() {
     let pipeline = Pipeline::new("ci")
         .step(FnStep::new("a"))
         .step(FnStep::new("b").needs(&["a"]));
-    let pipeline = Arc::new(pipeline);
-    let (_, events) = run_pipeline(
-        &pipeline,
-        &facts(dir.path().into()),
-        options(dir.path(), 2, 2, false),
-    );
+    let (_, events) = run_in(dir.path(), pipeline, 2, 2, false);
     let kinds: Vec<String> = events
         .iter()
         .map(|e| {
