@@ -1,7 +1,7 @@
 //! Facts: everything planning reads from the world, gathered once into a value.
 //!
 //! [`Facts::gather`] is the only place of planning that does I/O (it runs `rustc -vV` and
-//! `git`, reads the environment and hashes the workspace's files); [`crate::plan`] is a pure
+//! `git`, reads the environment and hashes the workspace's files); [`crate::plan()`] is a pure
 //! function of the facts, so tests build facts by hand.
 
 use std::collections::BTreeMap;

@@ -80,6 +80,25 @@ impl Plan {
     }
 }
 
+/// For `--dry-run`: one line per step, in order, with its short key and needs.
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "pipeline {}: {} steps", self.pipeline, self.steps.len())?;
+        for step in &self.steps {
+            let key = step
+                .key
+                .as_deref()
+                .map_or("never cached", |k| &k[..k.len().min(12)]);
+            write!(f, "  {:<12} {:<12} {}", step.id, key, step.argv.join(" "))?;
+            if !step.needs.is_empty() {
+                write!(f, " (after {})", step.needs.join(", "))?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("pipeline `{pipeline}` has two steps with the id `{id}` (hint: ids must be unique)")]

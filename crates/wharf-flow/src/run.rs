@@ -104,6 +104,8 @@ pub fn run(
         cache_checked: HashSet::new(),
         locks: HashMap::new(),
         waited: HashSet::new(),
+        compilers: Vec::new(),
+        slot_waited: HashSet::new(),
     };
     std::thread::scope(|scope| scheduler.drive(scope, &rx));
     let steps: Vec<StepSummary> = scheduler.results.into_iter().flatten().collect();
@@ -122,6 +124,8 @@ pub fn run(
 
 /// From a step's thread to the scheduler.
 enum Msg {
+    /// Waits for a compiler slot: every token is taken.
+    WaitingForSlot(usize),
     Started(usize),
     Event(Event),
     Finished(usize, Result<Outputs, String>, Duration, PathBuf),
@@ -143,6 +147,10 @@ struct Scheduler<'r> {
     locks: HashMap<String, usize>,
     /// Steps that already said they wait for a lock.
     waited: HashSet<usize>,
+    /// Running compiling steps (holding a slot or waiting for one), in the order they started.
+    compilers: Vec<usize>,
+    /// Steps that already said they wait for a compiler slot.
+    slot_waited: HashSet<usize>,
 }
 
 impl<'r> Scheduler<'r> {
@@ -161,6 +169,7 @@ impl<'r> Scheduler<'r> {
             // A running step always sends `Finished` (panics are caught), so this returns.
             let Ok(msg) = rx.recv() else { return };
             match msg {
+                Msg::WaitingForSlot(index) => self.waiting_for_slot(index),
                 Msg::Started(index) => self.reporter.event(&Event::Started {
                     step: self.plan.steps[index].id.clone(),
                 }),
@@ -272,6 +281,14 @@ impl<'r> Scheduler<'r> {
 
     fn start<'s>(&mut self, scope: &'s Scope<'s, 'r>, index: usize, step: &'r dyn Step) {
         self.running.insert(index);
+        if step.uses_compiler() {
+            // Known here for this run's own steps; the step's thread tells about slots that
+            // its cargo's helpers hold.
+            if self.compilers.len() >= self.options.jobs.max(1) {
+                self.waiting_for_slot(index);
+            }
+            self.compilers.push(index);
+        }
         if let Some(lock) = step.lock() {
             self.locks.insert(lock, index);
         }
@@ -290,9 +307,9 @@ impl<'r> Scheduler<'r> {
         scope.spawn(move || {
             // Held until the step returns: it stands for the implicit token of the step's
             // cargo, which takes any further ones from the same pool.
-            let _token = match step
-                .uses_compiler()
-                .then(|| jobserver.acquire())
+            let compiles = step.uses_compiler();
+            let _token = match compiles
+                .then(|| compiler_slot(index, jobserver, &tx))
                 .transpose()
             {
                 Ok(token) => token,
@@ -312,6 +329,26 @@ impl<'r> Scheduler<'r> {
         });
     }
 
+    /// Says (once) which steps hold the compiler slots, so that no step waits silently.
+    fn waiting_for_slot(&mut self, index: usize) {
+        if !self.slot_waited.insert(index) {
+            return;
+        }
+        let holders: Vec<&str> = self
+            .compilers
+            .iter()
+            .filter(|&&i| i != index)
+            .map(|&i| self.plan.steps[i].id.as_str())
+            .collect();
+        self.reporter.event(&Event::Waiting {
+            step: self.plan.steps[index].id.clone(),
+            lock: COMPILER_SLOTS.to_string(),
+            // Empty only in the instant a holder finishes and frees its slot, or when the
+            // slots are held by processes of steps that have ended.
+            holder: holders.join(", "),
+        });
+    }
+
     fn finished(
         &mut self,
         index: usize,
@@ -320,6 +357,7 @@ impl<'r> Scheduler<'r> {
         log: PathBuf,
     ) {
         self.running.remove(&index);
+        self.compilers.retain(|&compiler| compiler != index);
         self.locks.retain(|_, holder| *holder != index);
         let planned = &self.plan.steps[index];
         let (outcome, outputs) = match result {
@@ -392,6 +430,23 @@ enum Needs {
     Succeeded,
     /// Why the step is skipped.
     Failed(String),
+}
+
+/// The `lock` of a `Waiting` event for a step that waits for a jobserver token.
+pub const COMPILER_SLOTS: &str = "compiler slots";
+
+/// A jobserver token for a compiling step, saying first when it must wait for one.
+fn compiler_slot(
+    index: usize,
+    jobserver: &jobserver::Client,
+    tx: &mpsc::Sender<Msg>,
+) -> io::Result<jobserver::Acquired> {
+    // A hint only (another thread may take the last token in between): `try_acquire` would
+    // tell for sure but turns the pipe non-blocking for every process that shares it.
+    if jobserver.available().is_ok_and(|n| n == 0) {
+        let _ = tx.send(Msg::WaitingForSlot(index));
+    }
+    jobserver.acquire()
 }
 
 /// Runs one step (on its own thread, holding its compiler slot if it needs one) with a fresh

@@ -73,6 +73,9 @@ fn gather_walks_the_workspace_like_git_and_reads_git_and_env() {
     assert!(facts.cpus >= 1);
     assert_eq!(facts.root, root);
 
+    let json = serde_json::to_string(&facts).unwrap();
+    assert_eq!(serde_json::from_str::<Facts>(&json).unwrap(), facts);
+
     write(root, "src/new.rs", "\n");
     let facts = Facts::gather(root, [] as [&str; 0]).unwrap();
     assert!(facts.git.unwrap().dirty);

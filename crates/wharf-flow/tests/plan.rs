@@ -192,6 +192,21 @@ fn plan_serialises_with_keys() {
     assert_eq!(json["steps"][0]["key"].as_str().unwrap().len(), 64);
 }
 
+#[test]
+fn plan_displays_one_line_per_step() {
+    let pipeline = Pipeline::new("ci")
+        .step(FnStep::new("fmt"))
+        .step(FnStep::new("push").needs(&["fmt"]).uncached());
+    let plan = plan(&pipeline, &base()).unwrap();
+    let key = &plan.steps[0].key.as_ref().unwrap()[..12];
+    assert_eq!(
+        plan.to_string(),
+        format!(
+            "pipeline ci: 2 steps\n  fmt          {key} true\n  push         never cached true (after fmt)\n"
+        )
+    );
+}
+
 fn error(pipeline: Pipeline) -> (PlanError, String) {
     let e = plan(&pipeline, &base()).expect_err("planning fails");
     let message = e.to_string();

@@ -157,9 +157,23 @@ fn one_compiler_slot_runs_compiling_steps_one_at_a_time() {
                 .compiler()
                 .body(exclusive("b", b, concurrency.clone())),
         );
-    let (summary, _) = run_in(dir.path(), pipeline, 2, 1, false);
+    let (summary, events) = run_in(dir.path(), pipeline, 2, 1, false);
     assert!(summary.ok, "{summary:#?}");
     assert_eq!(concurrency.max.load(Ordering::SeqCst), 1);
+    // `b` started while `a` had the only slot, and said so. (If `b`'s thread took the token
+    // first, `a` says it waits too: which thread wins is up to the machine.)
+    let waiting = |step: &str, holder: &str| Event::Waiting {
+        step: step.to_string(),
+        lock: wharf_flow::run::COMPILER_SLOTS.to_string(),
+        holder: holder.to_string(),
+    };
+    assert!(events.contains(&waiting("b", "a")), "{events:#?}");
+    for event in events.iter().filter(|e| matches!(e, Event::Waiting { .. })) {
+        assert!(
+            [waiting("b", "a"), waiting("a", "b")].contains(event),
+            "{event:?}"
+        );
+    }
     let log = std::fs::read_to_string(dir.path().join("logs/a.log")).unwrap();
     assert_eq!(log, "a ran\n");
 }
