@@ -9,10 +9,20 @@
 //! 3. the runner starts every step whose needs are met, within a bound, skips those whose key
 //!    is in the cache (replaying their outputs), and sends [`Event`]s to a [`Reporter`].
 
+pub mod cache;
+pub mod context;
 pub mod diagnostics;
 pub mod event;
+pub mod facts;
+pub mod plan;
 pub mod report;
+pub mod run;
 pub mod step;
 
+pub use cache::{Cache, Entry};
+pub use context::Context;
 pub use event::{Annotation, Event, Level, Outcome, Reporter};
+pub use facts::{Facts, FactsError, FileFact, Git};
+pub use plan::{Pipeline, Plan, PlanError, PlannedStep, plan};
+pub use run::{RunError, RunOptions, RunSummary, StepSummary, run};
 pub use step::{Inputs, Output, Outputs, Step, StepError};

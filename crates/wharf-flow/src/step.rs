@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::Context;
+
 /// What a step reads, for its cache key. A step's key changes when any of these changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inputs {
@@ -84,4 +86,7 @@ pub trait Step: Send + Sync {
     fn lock(&self) -> Option<String> {
         None
     }
+    /// Does the work. What the step prints goes to its log (`cx.log()`, or the commands from
+    /// `cx.command`), so that steps running at once do not interleave on the terminal.
+    fn run(&self, cx: &mut Context<'_>) -> Result<Outputs, StepError>;
 }
