@@ -8,6 +8,9 @@
 //! 2. planning is pure: facts and steps in, a [`Plan`] out (the order, each step's cache key);
 //! 3. the runner starts every step whose needs are met, within a bound, skips those whose key
 //!    is in the cache (replaying their outputs), and sends [`Event`]s to a [`Reporter`].
+//!
+//! It never reads a config file or parses a command line: steps are built by whoever composes
+//! the pipeline, and the CLI lives above this crate.
 
 pub mod cache;
 pub mod context;

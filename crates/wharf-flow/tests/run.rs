@@ -458,3 +458,39 @@ fn events_come_in_order() {
         ]
     );
 }
+
+#[test]
+fn a_context_works_without_a_runner_for_testing_a_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let facts = facts(dir.path().into());
+    let log = dir.path().join("logs/deep/step.log");
+    let image = Outputs::from([(
+        "digest".to_string(),
+        Output::Digest("sha256:ab".to_string()),
+    )]);
+    let mut cx = wharf_flow::Context::new("scan", &facts, &log)
+        .unwrap()
+        .with_needs([("image".to_string(), image.clone())].into());
+    assert_eq!(cx.outputs_of("image"), Some(&image));
+    assert_eq!(cx.outputs_of("push"), None);
+    let annotation = Annotation {
+        level: Level::Error,
+        file: Some("Cargo.lock".into()),
+        line: Some(12),
+        column: None,
+        title: Some("RUSTSEC-2024-0001".to_string()),
+        message: "a finding".to_string(),
+    };
+    cx.annotate(annotation.clone());
+    assert_eq!(cx.annotations(), [annotation]);
+    let status = cx.command("pwd").status().unwrap();
+    assert!(status.success());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(logged.trim_end(), dir.path().to_str().unwrap());
+    // Not a compiling step: no jobserver for its processes.
+    assert!(
+        cx.command("cargo")
+            .get_envs()
+            .all(|(name, _)| name != "CARGO_MAKEFLAGS")
+    );
+}
