@@ -1,189 +1,122 @@
-use std::time::Instant;
+//! `cargo xtask ci`, `cargo xtask release`: a pipeline of steps (wharf-flow), planned from
+//! facts gathered once, run in parallel within the cores, cached, and reported to the
+//! terminal, as JSON lines, or to GitHub Actions.
+
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use serde::Serialize;
-use wharf_pipeline::{Mode, Progress, ci, image};
+use wharf_flow::report::{self, GitHubFiles};
+use wharf_flow::{Cache, Facts, Pipeline, RunOptions};
+use wharf_pipeline::ci::Skipped;
 
-use crate::Session;
+use crate::{Session, UsageError};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Print the steps without running them.
+    /// Print the plan (steps, needs, cache keys) without running anything.
     #[arg(long)]
     dry_run: bool,
-    /// Print one JSON object with each step's result (and the image) on stdout.
+    /// One JSON object per line on stdout: each step planned, started and finished (outcome,
+    /// duration, cache hit, outputs); with --dry-run, the plan.
     #[arg(long)]
     json: bool,
     /// Never fetch or update the advisory database (also: CARGO_NET_OFFLINE=true).
     #[arg(long)]
     offline: bool,
+    /// Run every step, even those whose inputs are unchanged since a recorded run.
+    #[arg(long)]
+    no_cache: bool,
+    /// Steps running at once (default: the cores).
+    #[arg(long, value_name = "N")]
+    parallel: Option<usize>,
+}
+
+/// A pipeline and the steps of `[ci] steps` it leaves out (with why).
+pub type Composed = (Pipeline, Vec<Skipped>);
+
+/// A pipeline this command line runs: its name (the subcommand) and how it is composed
+/// from the session's config.
+pub struct PipelineDef {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub compose: fn(&Arc<Session>) -> Result<Composed>,
+}
+
+/// wharf's own pipelines: `ci` from `[ci] steps`, `release` that and the push.
+pub fn builtin() -> Vec<PipelineDef> {
+    vec![
+        PipelineDef {
+            name: "ci",
+            about: "Run the CI pipeline: the [ci] steps of pipelines/wharf.toml (fmt, clippy, test, matrix, image, scan, push), in parallel, cached",
+            compose: crate::steps::ci,
+        },
+        PipelineDef {
+            name: "release",
+            about: "Run the release pipeline: the CI steps, then push the image to [push] destination",
+            compose: crate::steps::release,
+        },
+    ]
 }
 
 #[derive(Serialize)]
-struct StepReport {
-    name: String,
-    ok: bool,
-    seconds: f64,
+struct DryRun<'a> {
+    #[serde(flatten)]
+    plan: &'a wharf_flow::Plan,
+    skipped: &'a [Skipped],
 }
 
-#[derive(Serialize)]
-struct Report {
-    ok: bool,
-    steps: Vec<StepReport>,
-    skipped: Vec<ci::Skipped>,
-    image: Option<image::ImageOutcome>,
-    push: Option<wharf_pipeline::copy::CopyReport>,
-    scan: Option<wharf_pipeline::scan::ScanOutcome>,
-    matrix: Option<wharf_matrix_run::Report>,
-}
-
-pub fn run(args: Args, session: &Session) -> Result<()> {
-    let root = &session.root;
-    let config = session.config()?;
-    let plan = ci::plan(config);
-    // The image plan checks what the config names (package, binary, base) before any
-    // step runs, so a typo fails in seconds, and in --dry-run too, not after the tests.
-    let image_plan = plan
-        .steps
-        .iter()
-        .any(|s| matches!(s, ci::Step::Image { .. }))
-        .then(|| crate::image::plan(session))
-        .transpose()?;
+pub fn run(def: &PipelineDef, args: Args, session: &Arc<Session>) -> Result<()> {
+    let (pipeline, skipped) = (def.compose)(session)?;
+    // The image plan checks what the config names (package, binary, base) before any step
+    // runs, so a typo fails in seconds, in --dry-run too, not after the tests.
+    if pipeline.steps.iter().any(|s| s.id() == "image") {
+        crate::image::plan(session)?;
+    }
+    let facts = Facts::gather(&session.root, pipeline.env_names())?;
+    let plan = wharf_flow::plan(&pipeline, &facts).map_err(|e| UsageError(e.into()))?;
     if args.dry_run {
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&plan)?);
+            let dry = DryRun {
+                plan: &plan,
+                skipped: &skipped,
+            };
+            crate::stdout(&format!("{}\n", serde_json::to_string_pretty(&dry)?))?;
         } else {
-            print!("{plan}");
+            let mut text = plan.to_string();
+            for s in &skipped {
+                text.push_str(&format!("skipped {}: {}\n", s.name, s.reason));
+            }
+            crate::stdout(&text)?;
         }
         return Ok(());
     }
-    let progress = Progress::new(if args.json {
-        Mode::Plain
-    } else {
-        Mode::detect()
-    });
-    for skipped in &plan.skipped {
-        eprintln!("==> skipped {}: {}", skipped.name, skipped.reason);
+    for s in &skipped {
+        eprintln!("==> skipped {}: {}", s.name, s.reason);
     }
-    let mut report = Report {
-        ok: true,
-        steps: Vec::new(),
-        skipped: plan.skipped.clone(),
-        image: None,
-        push: None,
-        scan: None,
-        matrix: None,
-    };
-    if plan
-        .steps
-        .iter()
-        .any(|step| matches!(step, ci::Step::Scan { .. }))
-    {
+    if pipeline.steps.iter().any(|s| s.id() == "scan") {
         crate::scan::prepare_db_for_ci(session, args.offline)?;
     }
-    let mut failure = None;
-    let mut scanned = None;
-    for step in &plan.steps {
-        let started = Instant::now();
-        let result = match step {
-            ci::Step::Command { name, argv } => {
-                // Cargo shows its own progress, so no spinner over it.
-                eprintln!("==> {name}: {}", argv.join(" "));
-                ci::run_command(root, argv).map_err(anyhow::Error::msg)
-            }
-            ci::Step::Image { .. } => {
-                let (plan, workspace) = image_plan.as_ref().expect("planned above");
-                image::build(plan, workspace, &progress)
-                    .map(|outcome| report.image = Some(outcome))
-                    .map_err(anyhow::Error::from)
-            }
-            ci::Step::Matrix { .. } => crate::matrix::ci_step(session).map(|matrix| {
-                report.matrix = Some(matrix);
-            }),
-            ci::Step::Scan { .. } => crate::scan::ci_step(session).map(|(outcome, plan)| {
-                report.scan = Some(outcome);
-                scanned = Some(plan);
-            }),
-            ci::Step::Push { destination, .. } => {
-                eprintln!("==> push: {destination}");
-                crate::push::push_to(session, destination, args.json, Vec::new()).and_then(
-                    |pushed| {
-                        // The scan results travel with the image they describe.
-                        if let (Some(outcome), Some(plan), Some(digest)) =
-                            (&report.scan, &scanned, &pushed.digest)
-                        {
-                            push_attachments(
-                                session,
-                                destination,
-                                digest,
-                                outcome,
-                                plan,
-                                args.json,
-                            )?;
-                        }
-                        report.push = Some(pushed);
-                        Ok(())
-                    },
-                )
-            }
-        };
-        report.steps.push(StepReport {
-            name: step.name().to_string(),
-            ok: result.is_ok(),
-            seconds: started.elapsed().as_secs_f64(),
-        });
-        if let Err(e) = result {
-            report.ok = false;
-            failure = Some(format!("step {} failed: {e:#}", step.name()));
-            break;
-        }
+    let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+    let reporter = report::choose(args.json, github, &session.root, GitHubFiles::from_env());
+    let mut options = RunOptions::new(&facts);
+    options.cache = (!args.no_cache).then(|| Cache::new(Cache::dir_for(&session.root)));
+    if let Some(parallel) = args.parallel {
+        options.parallel = parallel.max(1);
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        for step in &report.steps {
-            eprintln!(
-                "{:>6} {} ({:.1}s)",
-                if step.ok { "ok" } else { "FAILED" },
-                step.name,
-                step.seconds
-            );
-        }
-        if let Some(outcome) = &report.image {
-            crate::image::print_outcome(outcome, false)?;
-        }
+    let summary = wharf_flow::run(&pipeline, &plan, &facts, options, &*reporter)?;
+    if !summary.ok {
+        let failed: Vec<&str> = summary
+            .steps
+            .iter()
+            .filter(|s| matches!(s.outcome, wharf_flow::Outcome::Failed { .. }))
+            .map(|s| s.id.as_str())
+            .collect();
+        bail!(
+            "pipeline {} failed: {} (logs in target/wharf/logs)",
+            def.name,
+            failed.join(", ")
+        );
     }
-    match failure {
-        Some(message) => bail!(message),
-        None => Ok(()),
-    }
-}
-
-/// Attaches the scan's SBOM and report to the image just pushed to `destination`.
-fn push_attachments(
-    session: &Session,
-    destination: &str,
-    digest: &wharf_oci::Digest,
-    outcome: &wharf_pipeline::scan::ScanOutcome,
-    plan: &wharf_pipeline::scan::ScanPlan,
-    json: bool,
-) -> Result<()> {
-    let wharf_oci::Location::Registry(repository) = crate::copy::parse(destination)? else {
-        bail!("push destination {destination} is not a registry");
-    };
-    let insecure = session
-        .config()?
-        .push
-        .as_ref()
-        .map(|p| p.insecure.clone())
-        .unwrap_or_default();
-    let client = crate::copy::client(json, insecure)?;
-    crate::referrers::attach(
-        &session.root,
-        &client,
-        &repository.with_digest(digest.clone()),
-        outcome,
-        plan,
-    )?;
     Ok(())
 }

@@ -20,11 +20,16 @@ mod push;
 mod referrers;
 mod scan;
 mod session;
+mod steps;
 
+use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{FromArgMatches, Parser, Subcommand};
+use clap::{Args as _, FromArgMatches, Parser, Subcommand};
+
+pub use ci::PipelineDef;
 
 pub use image::plan as image_plan;
 pub use scan::GateFailed;
@@ -53,8 +58,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the CI pipeline: fmt, clippy, tests, image (steps from pipelines/wharf.toml).
-    Ci(ci::Args),
     /// Build the image of pipelines/wharf.toml into its OCI layout (no Docker needed).
     Image(image::Args),
     /// Copy an image between locations (oci:DIR:TAG, docker://HOST/REPO:TAG), digest kept.
@@ -90,34 +93,82 @@ impl Extension for NoExtension {
 /// The whole command line: parses `std::env::args`, runs the command, maps the outcome to
 /// the exit code (printing the error, with its causes, on one line).
 pub fn main() -> ExitCode {
-    main_with::<NoExtension>()
+    App::new().main()
 }
 
 /// [`main`] with the repository's own subcommands `E` beside wharf's.
 pub fn main_with<E: Extension>() -> ExitCode {
-    let command =
-        E::augment_subcommands(<Cli as clap::CommandFactory>::command()).bin_name("cargo xtask");
-    let matches = command.get_matches();
-    let extension = match matches.subcommand_name() {
-        Some(name) if E::has_subcommand(name) => Some(E::from_arg_matches(&matches)),
-        _ => None,
-    };
-    let cli = Cli::from_arg_matches(&matches);
-    let (cli, extension) = match (cli, extension) {
-        (_, Some(Ok(extension))) => (None, Some(extension)),
-        (Ok(cli), None) => (Some(cli), None),
-        (Err(e), _) | (_, Some(Err(e))) => e.exit(),
-    };
-    let (verbose, workspace, config) = global_options(&matches);
-    init_logging(verbose);
-    let result = Session::new(workspace.as_deref(), config.as_deref()).and_then(|session| {
-        match (cli, extension) {
-            (_, Some(extension)) => extension.run(&session),
-            (Some(cli), None) => run(cli.command, &session),
-            (None, None) => unreachable!("one of the two parsed"),
+    App::new().commands::<E>().main()
+}
+
+/// The command line, put together: wharf's commands, the pipelines (each a subcommand:
+/// `cargo xtask ci`, `cargo xtask release`) and the repository's own commands `E`.
+pub struct App<E: Extension = NoExtension> {
+    pipelines: Vec<PipelineDef>,
+    commands: PhantomData<E>,
+}
+
+impl App<NoExtension> {
+    /// wharf's commands and pipelines (`ci`, `release`).
+    pub fn new() -> App<NoExtension> {
+        App {
+            pipelines: ci::builtin(),
+            commands: PhantomData,
         }
-    });
-    exit_code(result)
+    }
+}
+
+impl Default for App<NoExtension> {
+    fn default() -> Self {
+        App::new()
+    }
+}
+
+impl<E: Extension> App<E> {
+    /// Adds the repository's own subcommands.
+    pub fn commands<F: Extension>(self) -> App<F> {
+        App {
+            pipelines: self.pipelines,
+            commands: PhantomData,
+        }
+    }
+
+    /// Adds a pipeline, or replaces wharf's of the same name.
+    pub fn pipeline(mut self, def: PipelineDef) -> App<E> {
+        self.pipelines.retain(|p| p.name != def.name);
+        self.pipelines.push(def);
+        self
+    }
+
+    pub fn main(self) -> ExitCode {
+        let mut command = E::augment_subcommands(<Cli as clap::CommandFactory>::command())
+            .bin_name("cargo xtask");
+        for def in &self.pipelines {
+            command = command.subcommand(ci::Args::augment_args(
+                clap::Command::new(def.name).about(def.about),
+            ));
+        }
+        let matches = command.get_matches();
+        let (verbose, workspace, config) = global_options(&matches);
+        init_logging(verbose);
+        let name = matches.subcommand_name().unwrap_or_default().to_string();
+        let result = Session::new(workspace.as_deref(), config.as_deref())
+            .map(Arc::new)
+            .and_then(|session| {
+                if let Some(def) = self.pipelines.iter().find(|p| p.name == name) {
+                    let (_, sub) = matches.subcommand().expect("a subcommand");
+                    let args = ci::Args::from_arg_matches(sub).unwrap_or_else(|e| e.exit());
+                    ci::run(def, args, &session)
+                } else if E::has_subcommand(&name) {
+                    let extension = E::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+                    extension.run(&session)
+                } else {
+                    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+                    run(cli.command, &session)
+                }
+            });
+        exit_code(result)
+    }
 }
 
 /// The global options, read from the matches whichever command was given.
@@ -131,7 +182,6 @@ fn global_options(matches: &clap::ArgMatches) -> (u8, Option<PathBuf>, Option<Pa
 
 fn run(command: Command, session: &Session) -> anyhow::Result<()> {
     match command {
-        Command::Ci(args) => ci::run(args, session),
         Command::Image(args) => image::run(args, session),
         Command::Copy(args) => copy::run(args),
         Command::Push(args) => push::run(args, session),

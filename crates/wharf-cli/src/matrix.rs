@@ -162,16 +162,19 @@ pub fn run(args: Args, session: &Session) -> Result<()> {
 
 /// The `matrix` step of `cargo xtask ci`: this repository's `[matrix]`, every cell. The
 /// summary goes to stderr (stdout is `ci --json`'s).
-pub fn ci_step(session: &Session) -> Result<Report> {
+pub fn ci_step(session: &Session, cx: &mut wharf_flow::Context<'_>) -> Result<Report> {
+    use std::io::Write as _;
     let root = &session.root;
     let config = matrix_config(session)?;
     let cells = planned(root, &config)?;
     not_empty(&cells)?;
     let harness = Harness::choose(config.runner, config.command)?;
-    let options = options(root, harness, &config);
+    let mut options = options(root, harness, &config);
+    // The pipeline's compiler slots, shared with its other steps.
+    options.jobserver = cx.jobserver().cloned();
     let junit = options.out_dir.join("junit.xml");
     let report = execute(&plan::Plan { cells }, options, &junit)?;
-    eprint!("{}", summary(&report));
+    let _ = write!(cx.log(), "{}", summary(&report));
     verdict(&report)?;
     Ok(report)
 }

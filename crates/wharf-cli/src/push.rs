@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use anyhow::{Context, Result, bail};
 use wharf_oci::{Location, Reference};
 use wharf_pipeline::copy;
@@ -38,18 +40,30 @@ pub fn push_to(
     mut insecure: Vec<String>,
 ) -> Result<copy::CopyReport> {
     let (plan, _) = crate::image::plan(session)?;
+    if let Some(push) = &session.config()?.push {
+        insecure.extend(push.insecure.iter().cloned());
+    }
+    push_layout(destination, &plan.layout, &plan.tags, json, insecure)
+}
+
+/// Pushes the image tagged `tags[0]` in the OCI layout `layout` to `destination`
+/// (`docker://HOST/REPO`), then points the other tags at it.
+pub fn push_layout(
+    destination: &str,
+    layout: &Path,
+    tags: &[String],
+    json: bool,
+    insecure: Vec<String>,
+) -> Result<copy::CopyReport> {
     let Location::Registry(repository) = crate::copy::parse(destination)? else {
         bail!(UsageError(anyhow::anyhow!(
             "push needs a docker://HOST/REPO destination, got {destination}"
         )));
     };
-    if let Some(push) = &session.config()?.push {
-        insecure.extend(push.insecure.iter().cloned());
-    }
     let client = crate::copy::client(json, insecure)?;
-    let primary = plan.tags.first().context("the image plan has no tag")?;
+    let primary = tags.first().context("the image has no tag")?;
     let source = Location::Layout {
-        dir: plan.layout.clone(),
+        dir: layout.to_path_buf(),
         tag: Some(primary.clone()),
     };
     let first = repository.with_tag(primary)?;
@@ -58,7 +72,7 @@ pub fn push_to(
             format!("pushing {source} (run `cargo xtask image` first if it is missing)")
         })?;
     // The other tags name the same manifest: moving them sends no blob.
-    for tag in plan.tags.iter().skip(1) {
+    for tag in tags.iter().skip(1) {
         client.tag(&first, tag)?;
     }
     Ok(report)

@@ -20,6 +20,23 @@ pub fn attach(
     outcome: &ScanOutcome,
     plan: &ScanPlan,
 ) -> Result<Vec<Attached>> {
+    let report = render(root, outcome, plan, Format::Json)?.into_bytes();
+    let sbom = match outcome.sbom {
+        Some(_) => Some(render(root, outcome, plan, Format::Cyclonedx)?.into_bytes()),
+        None => None,
+    };
+    attach_documents(client, subject, report, sbom, &mut std::io::stderr())
+}
+
+/// Attaches a scan report (wharf's JSON) and, when there is one, a CycloneDX SBOM to
+/// `subject`, saying so on `log`.
+pub fn attach_documents(
+    client: &Client,
+    subject: &Reference,
+    report: Vec<u8>,
+    sbom: Option<Vec<u8>>,
+    log: &mut dyn std::io::Write,
+) -> Result<Vec<Attached>> {
     let subject = match subject.digest() {
         Some(_) => subject.clone(),
         None => subject.with_digest(client.resolve(subject)?.digest),
@@ -27,15 +44,15 @@ pub fn attach(
     let mut artifacts = vec![Artifact {
         artifact_type: media_type::WHARF_SCAN.into(),
         media_type: "application/json".into(),
-        bytes: render(root, outcome, plan, Format::Json)?.into_bytes(),
+        bytes: report,
         annotations: Default::default(),
         fallback_suffix: "scan".into(),
     }];
-    if outcome.sbom.is_some() {
+    if let Some(bytes) = sbom {
         artifacts.push(Artifact {
             artifact_type: media_type::CYCLONEDX_JSON.into(),
             media_type: media_type::CYCLONEDX_JSON.into(),
-            bytes: render(root, outcome, plan, Format::Cyclonedx)?.into_bytes(),
+            bytes,
             annotations: Default::default(),
             fallback_suffix: "sbom".into(),
         });
@@ -46,7 +63,8 @@ pub fn attach(
             let attached = client.attach(&subject, artifact).with_context(|| {
                 format!("attaching the {} to {subject}", artifact.fallback_suffix)
             })?;
-            eprintln!(
+            let _ = writeln!(
+                log,
                 "    attached {} {} to {subject}{}",
                 artifact.fallback_suffix,
                 attached.digest,

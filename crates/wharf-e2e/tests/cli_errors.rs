@@ -253,7 +253,7 @@ fn ci_dry_run_says_why_each_step_is_left_out() {
     assert_exit(&out, 0);
     let text = stdout(&out);
     for line in [
-        "4. image: build the [image]",
+        "wharf-image app pipelines/wharf.toml",
         "skipped matrix: no [matrix] section in pipelines/wharf.toml",
         "skipped scan: no [scan] section in pipelines/wharf.toml",
         "skipped push: no [push] section in pipelines/wharf.toml (add [push] destination = \"docker://HOST/REPO\" to push the image)",

@@ -52,18 +52,31 @@ fn the_consumer_builds_scans_and_pushes_its_image_with_wharf_as_a_library() {
     };
     let dir = workspace_root().join("examples/consumer");
 
-    let ci = json(&consumer_xtask(&dir, &["ci", "--json"], &db));
-    let names: Vec<&str> = ci["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
+    let out = consumer_xtask(&dir, &["ci", "--json", "--no-cache"], &db);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let finished: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|event| event["event"] == "finished")
         .collect();
-    assert_eq!(names, ["fmt", "clippy", "test", "image", "scan"]);
-    assert_eq!(ci["scan"]["passed"], true);
-    let digest = ci["image"]["digest"].as_str().unwrap().to_string();
-    let tag = ci["image"]["tags"][0].as_str().unwrap().to_string();
-    let layout = ci["image"]["layout"].as_str().unwrap();
+    let mut names: Vec<&str> = finished
+        .iter()
+        .map(|e| e["step"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["clippy", "fmt", "image", "scan", "test"]);
+    assert!(
+        finished.iter().all(|e| e["status"] == "succeeded"),
+        "{finished:?}"
+    );
+    let image = &finished.iter().find(|e| e["step"] == "image").unwrap()["outputs"];
+    let digest = image["digest"]["value"].as_str().unwrap().to_string();
+    let tag = image["tags"]["value"][0].as_str().unwrap().to_string();
+    let layout = image["layout"]["value"].as_str().unwrap();
     assert!(
         Path::new(layout).starts_with(&dir),
         "the consumer's image went to {layout}, outside the consumer"

@@ -123,15 +123,27 @@ impl<'a> Context<'a> {
     /// `CARGO_MAKEFLAGS` and takes its compiler slots from it).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut command = Command::new(program);
+        command.current_dir(self.root());
+        self.attach(&mut command);
         command
-            .current_dir(self.root())
+    }
+
+    /// Gives a command built elsewhere (by a library) what [`Context::command`] gives: the
+    /// step's log for its output, no input, and the shared jobserver.
+    pub fn attach(&self, command: &mut Command) {
+        command
             .stdin(Stdio::null())
             .stdout(self.log_stdio())
             .stderr(self.log_stdio());
         if let Some(jobserver) = self.jobserver {
-            jobserver.configure(&mut command);
+            jobserver.configure(command);
         }
-        command
+    }
+
+    /// The jobserver of this run's compiler slots, for a step that starts compilers its own
+    /// way (the matrix runner).
+    pub fn jobserver(&self) -> Option<&jobserver::Client> {
+        self.jobserver
     }
 
     fn log_stdio(&self) -> Stdio {

@@ -280,6 +280,15 @@ fn key(
         }
     }
     hasher.field(b"toolchain", facts.toolchain.as_bytes());
+    if inputs.git {
+        match &facts.git {
+            Some(git) => {
+                hasher.field(b"commit", git.commit.as_bytes());
+                hasher.field(b"dirty", &[u8::from(git.dirty)]);
+            }
+            None => hasher.field(b"no-git", b""),
+        }
+    }
     let matched = matching_files(step, &inputs.files, facts)?;
     hasher.count(b"files", matched.len());
     for (path, file) in matched {

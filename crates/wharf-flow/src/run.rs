@@ -254,6 +254,14 @@ impl<'r> Scheduler<'r> {
         let Some(entry) = cache.get(key) else {
             return false;
         };
+        let still_valid = self
+            .pipeline
+            .find(&self.plan.steps[index].id)
+            .is_some_and(|step| step.still_valid(&entry.outputs));
+        if !still_valid {
+            tracing::info!(step = %entry.step, "cached outputs no longer hold; running the step");
+            return false;
+        }
         self.reporter.event(&Event::Started {
             step: self.plan.steps[index].id.clone(),
         });

@@ -15,6 +15,10 @@ pub struct Inputs {
     pub files: Vec<String>,
     /// Names of environment variables whose values change what the step does.
     pub env: Vec<String>,
+    /// The git commit (and whether the tree is dirty) changes what the step makes: an
+    /// image's revision label and tags do, a lint does not.
+    #[serde(default)]
+    pub git: bool,
 }
 
 /// One typed output of a step: what later steps and the reports read.
@@ -85,6 +89,11 @@ pub trait Step: Send + Sync {
     /// same time; the runner says which step a waiting step waits for.
     fn lock(&self) -> Option<String> {
         None
+    }
+    /// Whether outputs recorded in the cache still hold: an image's layout may have been
+    /// deleted since. A cached entry whose outputs no longer hold is a miss.
+    fn still_valid(&self, _outputs: &Outputs) -> bool {
+        true
     }
     /// Does the work. What the step prints goes to its log (`cx.log()`, or the commands from
     /// `cx.command`), so that steps running at once do not interleave on the terminal.

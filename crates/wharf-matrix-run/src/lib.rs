@@ -131,6 +131,9 @@ pub struct Options {
     pub target_dir: Option<PathBuf>,
     /// Raise to stop: running cells are killed, the rest not started.
     pub cancel: Arc<AtomicBool>,
+    /// The jobserver the cells take their compiler slots from; `None`: one of their own
+    /// with `cpus - 1` tokens. A pipeline passes its own, shared with its other steps.
+    pub jobserver: Option<jobserver::Client>,
 }
 
 impl Options {
@@ -149,6 +152,7 @@ impl Options {
             out_dir: workspace.join("target/wharf/matrix"),
             target_dir: None,
             cancel: Arc::new(AtomicBool::new(false)),
+            jobserver: None,
         }
     }
 }
@@ -367,8 +371,11 @@ pub fn run(
     // compiling cell use n cores, and two use n + 1 between them at worst. A cell killed
     // while its rustc processes hold tokens loses them for the rest of the run; the
     // implicit token keeps every later cell building, only with less parallelism.
-    let jobserver = jobserver::Client::new(options.cpus.saturating_sub(1).max(1))
-        .map_err(io("creating a jobserver in", &options.out_dir))?;
+    let jobserver = match &options.jobserver {
+        Some(shared) => shared.clone(),
+        None => jobserver::Client::new(options.cpus.saturating_sub(1).max(1))
+            .map_err(io("creating a jobserver in", &options.out_dir))?,
+    };
     let test_threads = (options.cpus / jobs).max(1);
 
     let next = AtomicUsize::new(0);

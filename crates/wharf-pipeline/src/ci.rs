@@ -1,8 +1,6 @@
 //! `cargo xtask ci`: a plan of steps from the config, then running them in order.
 
 use std::fmt;
-use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde::Serialize;
 
@@ -205,32 +203,10 @@ impl fmt::Display for Plan {
     }
 }
 
-/// Runs a command step with inherited stderr; its stdout goes to our stderr so that our
-/// stdout carries only results.
-pub fn run_command(root: &Path, argv: &[String]) -> Result<(), String> {
-    let (program, args) = argv.split_first().expect("steps have a program");
-    let program = if program == "cargo" {
-        std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-    } else {
-        program.clone()
-    };
-    tracing::debug!(?argv, "starting process");
-    let status = Command::new(&program)
-        .args(args)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(std::io::stderr()))
-        .status()
-        .map_err(|e| format!("could not start {program}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{}` exited with {status}", argv.join(" ")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]

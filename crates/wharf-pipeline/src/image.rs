@@ -214,8 +214,23 @@ pub fn build(
     workspace: &Workspace,
     progress: &Progress,
 ) -> Result<ImageOutcome, ImageError> {
+    build_with(plan, workspace, progress, |cmd| {
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+    })
+}
+
+/// [`build`], with `configure` applied to the cargo command that compiles the binary.
+pub fn build_with(
+    plan: &ImagePlan,
+    workspace: &Workspace,
+    progress: &Progress,
+    configure: impl FnOnce(&mut std::process::Command),
+) -> Result<ImageOutcome, ImageError> {
     let step = progress.start(format!("compiling {} (static, release)", plan.binary));
-    let binary = match step.suspend(|| workspace.build_static(&plan.package, &plan.binary)) {
+    let compiled =
+        step.suspend(|| workspace.build_static_with(&plan.package, &plan.binary, configure));
+    let binary = match compiled {
         Ok(binary) => {
             step.done(&binary.display().to_string());
             binary

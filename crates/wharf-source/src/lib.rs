@@ -297,6 +297,20 @@ impl Workspace {
     /// static flags reach only the binary, not build scripts and proc macros, and so these
     /// builds live in their own directory and never invalidate the normal debug build.
     pub fn build_static(&self, package: &str, bin: &str) -> Result<PathBuf, Error> {
+        self.build_static_with(package, bin, |cmd| {
+            cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        })
+    }
+
+    /// [`Workspace::build_static`], with `configure` applied to the cargo command before it
+    /// starts (a pipeline step sends its output to the step's log and hands it the shared
+    /// jobserver).
+    pub fn build_static_with(
+        &self,
+        package: &str,
+        bin: &str,
+        configure: impl FnOnce(&mut Command),
+    ) -> Result<PathBuf, Error> {
         self.check_binary(package, bin)?;
         let target = host_triple()?;
         let flags = [
@@ -308,20 +322,11 @@ impl Workspace {
         ];
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         cmd.current_dir(&self.root)
-            .args([
-                "build",
-                "--release",
-                "--package",
-                package,
-                "--bin",
-                bin,
-                "--target",
-            ])
+            .args(static_build_args(package, bin))
             .arg(&target)
             .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
-            .env_remove("RUSTFLAGS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
+            .env_remove("RUSTFLAGS");
+        configure(&mut cmd);
         let command =
             format!("cargo build --release --package {package} --bin {bin} --target {target}");
         tracing::debug!(command = ?cmd, "starting process");
@@ -345,6 +350,20 @@ impl Workspace {
         }
         Ok(path)
     }
+}
+
+/// cargo's arguments for the static release build of `bin`, up to the target triple.
+pub fn static_build_args(package: &str, bin: &str) -> [String; 7] {
+    [
+        "build",
+        "--release",
+        "--package",
+        package,
+        "--bin",
+        bin,
+        "--target",
+    ]
+    .map(String::from)
 }
 
 fn remap(from: &Path, to: &str) -> String {

@@ -1,0 +1,358 @@
+//! The scan, matrix and push steps, beside the reports and registry code they share with
+//! `cargo xtask scan`, `matrix` and `push`; and the pipelines composed from a config.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wharf_flow::diagnostics::lockfile_line;
+use wharf_flow::{Annotation, Context, Inputs, Level, Output, Outputs, Pipeline, Step, StepError};
+use wharf_oci::Location;
+use wharf_pipeline::scan::{self, Overrides};
+use wharf_pipeline::steps::{Cargo, ImageStep};
+use wharf_pipeline::{Config, ci};
+
+use crate::Session;
+use crate::scan::{Format, render, write_atomically};
+
+fn step_error(e: impl std::fmt::Display) -> StepError {
+    StepError::new(e.to_string())
+}
+
+fn path_of(outputs: Option<&Outputs>, name: &str) -> Option<PathBuf> {
+    match outputs?.get(name)? {
+        Output::Path(path) => Some(path.clone()),
+        _ => None,
+    }
+}
+
+/// SBOM, RustSec advisories, image checks and the policy gate, on the image the `image` step
+/// built. Never cached: the advisory database changes without any file of the workspace
+/// changing. Outputs the report paths and the number of findings by severity.
+pub struct ScanStep {
+    session: Arc<Session>,
+    image: bool,
+}
+
+impl Step for ScanStep {
+    fn id(&self) -> &str {
+        "scan"
+    }
+
+    fn needs(&self) -> Vec<String> {
+        if self.image {
+            vec!["image".into()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn argv(&self) -> Vec<String> {
+        vec!["wharf-scan".into(), "--offline".into()]
+    }
+
+    fn describe(&self) -> String {
+        "SBOM, RustSec advisories, image checks, then the [scan] policy gate".into()
+    }
+
+    fn inputs(&self) -> Option<Inputs> {
+        None
+    }
+
+    fn run(&self, cx: &mut Context<'_>) -> Result<Outputs, StepError> {
+        let session = &self.session;
+        let root = session.root.clone();
+        let config = session.config().map_err(step_error)?;
+        let upstream = cx.outputs_of("image");
+        let image = match (
+            path_of(upstream, "layout"),
+            upstream.and_then(|o| o.get("tags")),
+        ) {
+            (Some(layout), Some(Output::Tags(tags))) => tags.first().map(|t| (layout, t.clone())),
+            _ => None,
+        };
+        let created = match upstream.and_then(|o| o.get("created")) {
+            Some(Output::Count(seconds)) => *seconds as i64,
+            _ => 0,
+        };
+        let overrides = Overrides {
+            offline: true,
+            lockfile_only: image.is_none(),
+            ..Overrides::default()
+        };
+        let today = jiff::Zoned::now().date();
+        let plan =
+            scan::plan(&root, config, overrides, image, created, today).map_err(step_error)?;
+        let _ = writeln!(
+            cx.log(),
+            "scan: {} against {}",
+            plan.lockfile.display(),
+            plan.db.display()
+        );
+        let outcome = scan::run(&plan).map_err(step_error)?;
+        let dir = wharf_source::Workspace::load(&root)
+            .map_err(step_error)?
+            .target_dir
+            .join("wharf")
+            .join("scan");
+        let mut outputs = Outputs::new();
+        let mut files = vec![
+            ("report", "report.json", Format::Json),
+            ("sarif", "advisories.sarif", Format::Sarif),
+        ];
+        if outcome.sbom.is_some() {
+            files.push(("sbom", "sbom.cdx.json", Format::Cyclonedx));
+            files.push(("spdx", "sbom.spdx.json", Format::Spdx));
+        }
+        for (name, file, format) in files {
+            let path = dir.join(file);
+            let text = render(&root, &outcome, &plan, format).map_err(step_error)?;
+            write_atomically(&path, text.as_bytes()).map_err(step_error)?;
+            outputs.insert(name.into(), Output::Path(path));
+        }
+        let table = render(&root, &outcome, &plan, Format::Table).map_err(step_error)?;
+        let _ = writeln!(cx.log(), "{table}    reports in {}", dir.display());
+        // Each finding points at its package in Cargo.lock.
+        let lock_text = std::fs::read_to_string(&plan.lockfile).unwrap_or_default();
+        let lock_path = plan
+            .lockfile
+            .strip_prefix(&root)
+            .unwrap_or(&plan.lockfile)
+            .to_path_buf();
+        for (finding, level) in outcome
+            .vulnerabilities
+            .iter()
+            .map(|f| (f, Level::Error))
+            .chain(outcome.warnings.iter().map(|f| (f, Level::Warning)))
+        {
+            let version = finding.version.to_string();
+            cx.annotate(Annotation {
+                level,
+                file: Some(lock_path.clone()),
+                line: lockfile_line(&lock_text, &finding.package, &version),
+                column: None,
+                title: Some(finding.id.clone()),
+                message: format!("{} {version}: {}", finding.package, finding.title),
+            });
+        }
+        let mut by_severity = std::collections::BTreeMap::<String, u64>::new();
+        for finding in &outcome.vulnerabilities {
+            let severity = finding
+                .severity
+                .map_or("unknown".to_string(), |s| s.to_string().to_lowercase());
+            *by_severity.entry(severity).or_default() += 1;
+        }
+        for (severity, count) in by_severity {
+            outputs.insert(severity, Output::Count(count));
+        }
+        outputs.insert(
+            "warnings".into(),
+            Output::Count(outcome.warnings.len() as u64),
+        );
+        crate::scan::verdict(&outcome).map_err(step_error)?;
+        Ok(outputs)
+    }
+}
+
+/// The `[matrix]` cells, all of them. Its cells get their compiler slots from the
+/// pipeline's jobserver.
+pub struct MatrixStep {
+    session: Arc<Session>,
+}
+
+impl Step for MatrixStep {
+    fn id(&self) -> &str {
+        "matrix"
+    }
+
+    fn argv(&self) -> Vec<String> {
+        vec!["cargo".into(), "xtask".into(), "matrix".into()]
+    }
+
+    fn describe(&self) -> String {
+        "the [matrix] cells (cargo xtask matrix --dry-run lists them)".into()
+    }
+
+    fn inputs(&self) -> Option<Inputs> {
+        Some(Inputs {
+            files: vec!["**".into()],
+            env: vec!["RUSTFLAGS".into(), "CARGO_ENCODED_RUSTFLAGS".into()],
+            git: false,
+        })
+    }
+
+    fn uses_compiler(&self) -> bool {
+        true
+    }
+
+    fn lock(&self) -> Option<String> {
+        Some("cargo build directory (dev)".into())
+    }
+
+    fn run(&self, cx: &mut Context<'_>) -> Result<Outputs, StepError> {
+        let report = crate::matrix::ci_step(&self.session, cx).map_err(step_error)?;
+        let count = |outcome| report.count(outcome) as u64;
+        Ok(Outputs::from([
+            (
+                "passed".into(),
+                Output::Count(count(wharf_matrix_run::Outcome::Passed)),
+            ),
+            (
+                "flaky".into(),
+                Output::Count(count(wharf_matrix_run::Outcome::Flaky)),
+            ),
+            (
+                "failed".into(),
+                Output::Count(count(wharf_matrix_run::Outcome::Failed)),
+            ),
+        ]))
+    }
+}
+
+/// Pushes every tag of the image the `image` step built, then attaches the scan's report
+/// and SBOM to it. Never cached: the registry is outside the workspace.
+pub struct PushStep {
+    session: Arc<Session>,
+    destination: String,
+    needs: Vec<String>,
+}
+
+impl Step for PushStep {
+    fn id(&self) -> &str {
+        "push"
+    }
+
+    fn needs(&self) -> Vec<String> {
+        self.needs.clone()
+    }
+
+    fn argv(&self) -> Vec<String> {
+        vec!["wharf-push".into(), self.destination.clone()]
+    }
+
+    fn describe(&self) -> String {
+        format!("push every tag of the image to {}", self.destination)
+    }
+
+    fn inputs(&self) -> Option<Inputs> {
+        None
+    }
+
+    fn run(&self, cx: &mut Context<'_>) -> Result<Outputs, StepError> {
+        let image = cx
+            .outputs_of("image")
+            .cloned()
+            .ok_or_else(|| StepError::new("push needs the outputs of the image step"))?;
+        let (Some(layout), Some(Output::Tags(tags))) =
+            (path_of(Some(&image), "layout"), image.get("tags"))
+        else {
+            return Err(StepError::new("the image step recorded no layout and tags"));
+        };
+        let insecure = self
+            .session
+            .config()
+            .map_err(step_error)?
+            .push
+            .as_ref()
+            .map(|p| p.insecure.clone())
+            .unwrap_or_default();
+        let report =
+            crate::push::push_layout(&self.destination, &layout, tags, true, insecure.clone())
+                .map_err(step_error)?;
+        let digest = report
+            .digest
+            .clone()
+            .ok_or_else(|| StepError::new("the registry returned no digest"))?;
+        let _ = writeln!(cx.log(), "pushed {}@{digest}", report.destination);
+        let Location::Registry(repository) =
+            crate::copy::parse(&self.destination).map_err(step_error)?
+        else {
+            return Err(StepError::new(format!(
+                "{} is not a registry",
+                self.destination
+            )));
+        };
+        let subject = repository.with_digest(digest.clone());
+        if let Some(scan) = cx.outputs_of("scan").cloned() {
+            let read = |name| path_of(Some(&scan), name).and_then(|p| std::fs::read(p).ok());
+            if let Some(report) = read("report") {
+                let client = crate::copy::client(true, insecure).map_err(step_error)?;
+                crate::referrers::attach_documents(
+                    &client,
+                    &subject,
+                    report,
+                    read("sbom"),
+                    cx.log(),
+                )
+                .map_err(step_error)?;
+            }
+        }
+        let reference = subject.to_string();
+        Ok(Outputs::from([
+            ("digest".into(), Output::Digest(digest.to_string())),
+            ("reference".into(), Output::Reference(reference)),
+            ("tags".into(), Output::Tags(tags.clone())),
+        ]))
+    }
+}
+
+/// The steps a pipeline of `[ci] steps` is made of, and those left out (with why).
+pub fn ci(session: &Arc<Session>) -> anyhow::Result<(Pipeline, Vec<ci::Skipped>)> {
+    let config = session.config()?;
+    let planned = ci::plan(config);
+    let mut pipeline = Pipeline::new("ci");
+    let mut before_push = Vec::new();
+    for step in &planned.steps {
+        let boxed: Box<dyn Step> = match step {
+            ci::Step::Command { name, .. } => match name.as_str() {
+                "fmt" => Box::new(Cargo::fmt()),
+                "clippy" => Box::new(Cargo::clippy()),
+                _ => Box::new(Cargo::test(&config.ci.test_args)),
+            },
+            ci::Step::Image { .. } => Box::new(image_step(session, config)?),
+            ci::Step::Scan { .. } => Box::new(ScanStep {
+                session: session.clone(),
+                image: config.image.is_some(),
+            }),
+            ci::Step::Matrix { .. } => Box::new(MatrixStep {
+                session: session.clone(),
+            }),
+            ci::Step::Push { destination, .. } => Box::new(PushStep {
+                session: session.clone(),
+                destination: destination.clone(),
+                // Nothing is pushed before every other step has passed.
+                needs: before_push.clone(),
+            }),
+        };
+        before_push.push(boxed.id().to_string());
+        pipeline.steps.push(boxed);
+    }
+    Ok((pipeline, planned.skipped))
+}
+
+/// `ci`, then the push: what a version tag runs. The push destination is required.
+pub fn release(session: &Arc<Session>) -> anyhow::Result<(Pipeline, Vec<ci::Skipped>)> {
+    let config = session.config()?;
+    let Some(push) = &config.push else {
+        return Err(crate::usage(format!(
+            "the release pipeline pushes the image: add [push] destination = \"docker://HOST/REPO\" to {}",
+            session.config_path.display()
+        )));
+    };
+    let (mut pipeline, skipped) = ci(session)?;
+    pipeline.name = "release".into();
+    if !pipeline.steps.iter().any(|s| s.id() == "push") {
+        let needs = pipeline.steps.iter().map(|s| s.id().to_string()).collect();
+        pipeline.steps.push(Box::new(PushStep {
+            session: session.clone(),
+            destination: push.destination.clone(),
+            needs,
+        }));
+    }
+    Ok((pipeline, skipped))
+}
+
+fn image_step(session: &Session, config: &Config) -> anyhow::Result<ImageStep> {
+    ImageStep::new(config, &session.config_path, &session.root)
+        .ok_or_else(|| crate::usage("no [image] section: there is no image to build"))
+}
