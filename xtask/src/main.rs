@@ -1,5 +1,9 @@
-//! `cargo xtask`: wharf's command line (`wharf::cli`) plus this repository's benchmarks.
+//! `cargo xtask`: wharf's command line (`wharf::cli`) with this repository's pipelines
+//! (`pipelines/`) and benchmarks (`wharf-bench`).
 
 fn main() -> std::process::ExitCode {
-    wharf::cli::main_with::<wharf_bench::Bench>()
+    wharf::cli::App::new()
+        .pipelines(wharf_pipelines::all())
+        .commands::<wharf_bench::Bench>()
+        .main()
 }

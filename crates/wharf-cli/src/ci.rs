@@ -27,6 +27,10 @@ pub struct Args {
     /// Run every step, even those whose inputs are unchanged since a recorded run.
     #[arg(long)]
     no_cache: bool,
+    /// Leave this step out (and out of the needs of the others), e.g. the matrix when CI
+    /// runs its shards in jobs of their own. Repeatable.
+    #[arg(long, value_name = "STEP")]
+    skip: Vec<String>,
     /// Steps running at once (default: the cores).
     #[arg(long, value_name = "N")]
     parallel: Option<usize>,
@@ -68,6 +72,21 @@ struct DryRun<'a> {
 
 pub fn run(def: &PipelineDef, args: Args, session: &Arc<Session>) -> Result<()> {
     let (pipeline, skipped) = (def.compose)(session)?;
+    for id in &args.skip {
+        if !pipeline.steps.iter().any(|s| s.id() == id) {
+            return Err(crate::usage(format!(
+                "--skip {id}: pipeline {} has no step {id} (its steps: {})",
+                def.name,
+                pipeline
+                    .steps
+                    .iter()
+                    .map(|s| s.id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let pipeline = pipeline.without(&args.skip);
     // The image plan checks what the config names (package, binary, base) before any step
     // runs, so a typo fails in seconds, in --dry-run too, not after the tests.
     if pipeline.steps.iter().any(|s| s.id() == "image") {

@@ -13,6 +13,7 @@
 //! policy gate failed.
 
 mod ci;
+pub mod codegen;
 mod copy;
 mod image;
 mod matrix;
@@ -20,7 +21,7 @@ mod push;
 mod referrers;
 mod scan;
 mod session;
-mod steps;
+pub mod steps;
 
 use std::marker::PhantomData;
 use std::path::PathBuf;
@@ -29,7 +30,7 @@ use std::sync::Arc;
 
 use clap::{Args as _, FromArgMatches, Parser, Subcommand};
 
-pub use ci::PipelineDef;
+pub use ci::{Composed, PipelineDef};
 
 pub use image::plan as image_plan;
 pub use scan::GateFailed;
@@ -73,6 +74,9 @@ enum Command {
     Matrix(matrix::Args),
     /// List (or read) what is attached to an image in a registry: SBOMs and scan reports.
     Referrers(referrers::Args),
+    /// Write .github/workflows (ci.yml, release.yml) from the pipelines and the config, or
+    /// check (--check) that the committed ones are up to date.
+    Codegen(codegen::Args),
 }
 
 /// Commands a repository adds to its own `cargo xtask` (see [`main_with`]).
@@ -133,6 +137,11 @@ impl<E: Extension> App<E> {
         }
     }
 
+    /// Adds pipelines, each replacing wharf's of the same name.
+    pub fn pipelines(self, defs: Vec<PipelineDef>) -> App<E> {
+        defs.into_iter().fold(self, App::pipeline)
+    }
+
     /// Adds a pipeline, or replaces wharf's of the same name.
     pub fn pipeline(mut self, def: PipelineDef) -> App<E> {
         self.pipelines.retain(|p| p.name != def.name);
@@ -164,7 +173,10 @@ impl<E: Extension> App<E> {
                     extension.run(&session)
                 } else {
                     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-                    run(cli.command, &session)
+                    match cli.command {
+                        Command::Codegen(args) => codegen::run(args, &session, &self.pipelines),
+                        command => run(command, &session),
+                    }
                 }
             });
         exit_code(result)
@@ -189,6 +201,7 @@ fn run(command: Command, session: &Session) -> anyhow::Result<()> {
         Command::Scan(args) => scan::run(args, session),
         Command::Referrers(args) => referrers::run(args),
         Command::Matrix(args) => matrix::run(args, session),
+        Command::Codegen(_) => unreachable!("needs the pipelines: App::main runs it"),
     }
 }
 

@@ -195,7 +195,7 @@ fn options(root: &Path, harness: Harness, config: &plan::Config) -> Options {
 }
 
 /// The cells of `config` for the workspace at `root` (packages from `cargo metadata`).
-fn planned(root: &Path, config: &plan::Config) -> Result<Vec<plan::Cell>> {
+pub fn planned(root: &Path, config: &plan::Config) -> Result<Vec<plan::Cell>> {
     let packages = runner::packages(&root.join("Cargo.toml")).map_err(|e| UsageError(e.into()))?;
     let host = runner::host()?;
     let plan = plan::plan(config, &packages, &host)

@@ -256,3 +256,60 @@ fn under_github_actions_diagnostics_point_at_files_and_the_summary_and_outputs_a
     .unwrap();
     assert_eq!(outputs["tags"], format!("sha-{}-dirty", head.trim()));
 }
+
+/// The committed workflows are what `cargo xtask codegen` renders from this repository's
+/// pipelines and config, and they pass actionlint and GitHub's workflow schema; an edited
+/// copy is drift, named with the fix.
+#[test]
+fn the_committed_workflows_are_the_rendering_and_pass_the_validators() {
+    let root = wharf_e2e::workspace_root();
+    let check = |out_dir: &Path| {
+        let out = xtask_in(
+            &root,
+            &["codegen", "--check", "--out", out_dir.to_str().unwrap()],
+            &[],
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check(&root);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let copy = tempfile::tempdir().unwrap();
+    let workflows = copy.path().join(".github/workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    for name in ["ci.yml", "release.yml"] {
+        std::fs::copy(
+            root.join(".github/workflows").join(name),
+            workflows.join(name),
+        )
+        .unwrap();
+    }
+    assert_eq!(check(copy.path()).0, Some(0));
+    let ci = workflows.join("ci.yml");
+    let edited = std::fs::read_to_string(&ci)
+        .unwrap()
+        .replace("cargo xtask ci", "cargo xtask ci --no-cache");
+    std::fs::write(&ci, edited).unwrap();
+    let (code, stderr) = check(copy.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ci.yml") && stderr.contains("cargo xtask codegen"),
+        "the drift names neither the file nor the fix: {stderr}"
+    );
+
+    let Some(linter) = wharf_e2e::actions::linter() else {
+        return;
+    };
+    if !wharf_e2e::actions::require_check_jsonschema() {
+        return;
+    }
+    for name in ["ci.yml", "release.yml"] {
+        let dir = root.join(".github/workflows");
+        wharf_e2e::actions::lint(linter, &dir, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        wharf_e2e::actions::check_workflow_schema(&dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}

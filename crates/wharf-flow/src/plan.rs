@@ -29,6 +29,30 @@ impl Pipeline {
         self
     }
 
+    /// The pipeline without the steps `ids`, which also leave the needs of the others (a
+    /// step that needed one runs without waiting for it).
+    pub fn without(self, ids: &[String]) -> Pipeline {
+        if ids.is_empty() {
+            return self;
+        }
+        let dropped: BTreeSet<String> = ids.iter().cloned().collect();
+        let steps = self
+            .steps
+            .into_iter()
+            .filter(|step| !dropped.contains(step.id()))
+            .map(|inner| -> Box<dyn Step> {
+                Box::new(Without {
+                    inner,
+                    dropped: dropped.clone(),
+                })
+            })
+            .collect();
+        Pipeline {
+            name: self.name,
+            steps,
+        }
+    }
+
     /// The environment variables any step declares: what [`Facts::gather`] must read.
     pub fn env_names(&self) -> Vec<String> {
         let names: BTreeSet<String> = self
@@ -368,5 +392,49 @@ impl KeyHasher {
 
     fn finish(self) -> String {
         hex::encode(self.0.finish())
+    }
+}
+
+/// A step whose needs leave out steps removed from its pipeline.
+struct Without {
+    inner: Box<dyn Step>,
+    dropped: BTreeSet<String>,
+}
+
+impl Step for Without {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    fn version(&self) -> u32 {
+        self.inner.version()
+    }
+    fn needs(&self) -> Vec<String> {
+        let mut needs = self.inner.needs();
+        needs.retain(|need| !self.dropped.contains(need));
+        needs
+    }
+    fn argv(&self) -> Vec<String> {
+        self.inner.argv()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn inputs(&self) -> Option<crate::step::Inputs> {
+        self.inner.inputs()
+    }
+    fn uses_compiler(&self) -> bool {
+        self.inner.uses_compiler()
+    }
+    fn lock(&self) -> Option<String> {
+        self.inner.lock()
+    }
+    fn still_valid(&self, outputs: &crate::step::Outputs) -> bool {
+        self.inner.still_valid(outputs)
+    }
+    fn run(
+        &self,
+        cx: &mut crate::context::Context<'_>,
+    ) -> Result<crate::step::Outputs, crate::step::StepError> {
+        self.inner.run(cx)
     }
 }
