@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_matrix;
+mod bench_pipeline;
 mod bench_registry;
 mod bench_scan;
 
@@ -18,6 +19,9 @@ pub enum Bench {
     BenchScan(bench_scan::Args),
     /// Time the matrix runner against the same cells one by one (and cargo-hack).
     BenchMatrix(bench_matrix::Args),
+    /// Time the pipeline engine on a no-op `cargo xtask ci` (all cached) against the cold
+    /// run and plain cargo.
+    BenchPipeline(bench_pipeline::Args),
 }
 
 impl Extension for Bench {
@@ -27,6 +31,7 @@ impl Extension for Bench {
             Bench::BenchRegistry(args) => bench_registry::run(args),
             Bench::BenchScan(args) => args.run(session),
             Bench::BenchMatrix(args) => bench_matrix::run(args, session),
+            Bench::BenchPipeline(args) => bench_pipeline::run_bench(args),
         }
     }
 }
