@@ -8,7 +8,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use wharf_flow::diagnostics::{cargo_message, test_panics};
 use wharf_flow::{Context, Inputs, Output, Outputs, Step, StepError};
@@ -127,6 +126,43 @@ impl Cargo {
     }
 }
 
+impl Cargo {
+    /// Runs the command with its JSON messages piped back (duct): each message's rendered
+    /// text goes to the log and its place becomes an annotation; stderr goes to the log.
+    fn compiler_messages(&self, cx: &mut Context<'_>) -> std::io::Result<std::process::ExitStatus> {
+        let jobserver = cx.jobserver().cloned();
+        let reader = duct::cmd(Self::program(), &self.args)
+            .dir(cx.root())
+            .stdin_null()
+            .stderr_file(cx.log().try_clone()?)
+            .before_spawn(move |command| {
+                if let Some(jobserver) = &jobserver {
+                    jobserver.configure(command);
+                }
+                Ok(())
+            })
+            .unchecked()
+            .reader()?;
+        let root = cx.root().to_path_buf();
+        for line in BufReader::new(&reader).lines() {
+            let line = line?;
+            match cargo_message(&line, &root) {
+                Some(message) => {
+                    if let Some(rendered) = &message.rendered {
+                        cx.log().write_all(rendered.as_bytes())?;
+                    }
+                    cx.annotate(message.annotation);
+                }
+                // Other JSON (artifacts, build-finished) is for machines only.
+                None if line.starts_with('{') => {}
+                None => writeln!(cx.log(), "{line}")?,
+            }
+        }
+        let output = reader.try_wait()?.expect("the output was read to its end");
+        Ok(output.status)
+    }
+}
+
 impl Step for Cargo {
     fn id(&self) -> &str {
         &self.id
@@ -163,29 +199,7 @@ impl Step for Cargo {
         let failed =
             |e: std::io::Error| StepError::new(format!("starting `{}`: {e}", self.command_line()));
         let status = match self.diagnostics {
-            Diagnostics::Compiler => {
-                command.stdout(Stdio::piped());
-                let mut child = command.spawn().map_err(failed)?;
-                let stdout = child.stdout.take().expect("piped");
-                let root = cx.root().to_path_buf();
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    match cargo_message(&line, &root) {
-                        Some(message) => {
-                            if let Some(rendered) = &message.rendered {
-                                let _ = cx.log().write_all(rendered.as_bytes());
-                            }
-                            cx.annotate(message.annotation);
-                        }
-                        // Other JSON (artifacts, build-finished) is for machines only.
-                        None if line.starts_with('{') => {}
-                        None => {
-                            let _ = writeln!(cx.log(), "{line}");
-                        }
-                    }
-                }
-                child.wait().map_err(failed)?
-            }
+            Diagnostics::Compiler => self.compiler_messages(cx).map_err(failed)?,
             Diagnostics::Tests | Diagnostics::None => command.status().map_err(failed)?,
         };
         if self.diagnostics == Diagnostics::Tests {
