@@ -13,6 +13,7 @@ pub use wharf_build as build;
 #[cfg(feature = "cli")]
 pub use wharf_cli as cli;
 pub use wharf_engine as engine;
+pub use wharf_flow as flow;
 pub use wharf_imagecheck as imagecheck;
 pub use wharf_matrix as matrix;
 pub use wharf_matrix_run as matrix_run;
@@ -23,3 +24,14 @@ pub use wharf_registry as registry;
 pub use wharf_sbom as sbom;
 pub use wharf_source as source;
 pub use wharf_tag as tag;
+
+/// The guide's Rust examples (`docs/guide/*.md`), compiled as doctests so that they keep
+/// building as the API moves. Every code block there is tagged (`toml`, `console`, `yaml`,
+/// `rust`), since rustdoc would compile an untagged one as Rust.
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../../../docs/guide/pipelines.md")]
+    pub struct Pipelines;
+    #[doc = include_str!("../../../docs/guide/using-wharf.md")]
+    pub struct UsingWharf;
+}
