@@ -208,12 +208,13 @@ pub fn xtask_binary() -> PathBuf {
         .get_or_init(|| {
             let root = workspace_root();
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            run(Command::new(cargo).current_dir(&root).args([
-                "build",
-                "--quiet",
-                "--package",
-                "xtask",
-            ]));
+            // Not with the variables `cargo test` gives this test: ring's build script
+            // watches CARGO_MANIFEST_DIR, so the test's value would rebuild ring and all
+            // above it in every test binary (and again in the next plain build).
+            run(Command::new(cargo)
+                .current_dir(&root)
+                .env_remove("CARGO_MANIFEST_DIR")
+                .args(["build", "--quiet", "--package", "xtask"]));
             let workspace = Workspace::load(&root).unwrap();
             workspace.target_dir.join("debug").join("xtask")
         })

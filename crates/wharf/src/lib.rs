@@ -25,3 +25,14 @@ pub use wharf_sbom as sbom;
 pub use wharf_source as source;
 pub use wharf_tag as tag;
 pub use wharf_workflow as workflow;
+
+/// The guide's Rust examples (`docs/guide/*.md`), compiled as doctests so that they keep
+/// building as the API moves. Every code block there is tagged (`toml`, `console`, `yaml`,
+/// `rust`), since rustdoc would compile an untagged one as Rust.
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../../../docs/guide/pipelines.md")]
+    pub struct Pipelines;
+    #[doc = include_str!("../../../docs/guide/using-wharf.md")]
+    pub struct UsingWharf;
+}
