@@ -24,10 +24,15 @@ pub fn all() -> Vec<PipelineDef> {
     ]
 }
 
+/// Adds the workflows check where there are workflows to check: this repository's pipelines
+/// also run on other workspaces (`--workspace`, the tests' fixtures), which have none.
 fn with_workflows(
     (pipeline, skipped): Composed,
     session: &Arc<Session>,
 ) -> anyhow::Result<Composed> {
+    if !session.root.join(wharf::workflow::WORKFLOWS_DIR).is_dir() {
+        return Ok((pipeline, skipped));
+    }
     let step = WorkflowsUpToDate {
         session: session.clone(),
     };

@@ -100,8 +100,7 @@ pub fn run_bench(args: Args) -> Result<()> {
     let xtask = std::env::current_exe()?;
     let ci = || {
         run(Command::new(&xtask)
-            // This repository's own step (its workflows) means nothing in the fixture.
-            .args(["ci", "--json", "--skip", "workflows", "--workspace"])
+            .args(["ci", "--json", "--workspace"])
             .arg(root)
             .env_remove("WHARF_CACHE_DIR")
             .env_remove("CARGO_TARGET_DIR"))

@@ -8,10 +8,6 @@ use std::process::Output;
 use serde_json::Value;
 use wharf_e2e::{fixture_workspace, xtask_in};
 
-/// This repository's pipelines add a step of its own (its generated workflows are up to
-/// date), which means nothing in a fixture workspace.
-const SKIP: [&str; 2] = ["--skip", "workflows"];
-
 const CONFIG: &str =
     "[image]\npackage = \"app\"\n[ci]\nsteps = [\"fmt\", \"clippy\", \"test\", \"image\"]\n";
 
@@ -41,11 +37,7 @@ fn cache_hits(events: &[Value]) -> BTreeMap<String, bool> {
 }
 
 fn ci(root: &Path, extra_env: &[(&str, &str)]) -> Output {
-    let out = xtask_in(
-        root,
-        &[&["ci", "--json", "--parallel", "2"][..], &SKIP].concat(),
-        extra_env,
-    );
+    let out = xtask_in(root, &["ci", "--json", "--parallel", "2"], extra_env);
     assert!(
         out.status.success(),
         "{}\nstdout: {}\nstderr: {}",
@@ -139,11 +131,7 @@ fn a_second_run_is_cached_and_a_change_reruns_exactly_the_steps_that_read_it() {
     expect(&cache_hits(&fifth), &["fmt", "clippy", "test"], &["image"]);
 
     // --no-cache runs everything.
-    let out = xtask_in(
-        root,
-        &[&["ci", "--json", "--no-cache"][..], &SKIP].concat(),
-        &[],
-    );
+    let out = xtask_in(root, &["ci", "--json", "--no-cache"], &[]);
     assert!(out.status.success());
     expect(
         &cache_hits(&events(&out)),
@@ -156,11 +144,7 @@ fn a_second_run_is_cached_and_a_change_reruns_exactly_the_steps_that_read_it() {
 fn the_plan_is_the_same_under_github_actions() {
     let ws = fixture_workspace(CONFIG);
     let plan = |env: &[(&str, &str)]| {
-        let out = xtask_in(
-            ws.path(),
-            &[&["ci", "--dry-run", "--json"][..], &SKIP].concat(),
-            env,
-        );
+        let out = xtask_in(ws.path(), &["ci", "--dry-run", "--json"], env);
         assert!(
             out.status.success(),
             "{}",
@@ -216,7 +200,7 @@ fn under_github_actions_diagnostics_point_at_files_and_the_summary_and_outputs_a
     let output = files.path().join("output.txt");
     let out = xtask_in(
         root,
-        &[&["ci"][..], &SKIP].concat(),
+        &["ci"],
         &[
             ("GITHUB_ACTIONS", "true"),
             ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
