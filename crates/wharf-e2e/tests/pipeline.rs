@@ -313,3 +313,78 @@ fn the_committed_workflows_are_the_rendering_and_pass_the_validators() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// `cargo xtask release`: the ci steps, then the push step, which pushes the image the
+/// image step built (from its recorded outputs) to a real registry and attaches the scan's
+/// report and SBOM; skopeo reads the manifest back at the digest the image step printed.
+#[test]
+fn release_pushes_the_built_image_and_attaches_the_scan() {
+    if !wharf_e2e::require_skopeo() {
+        return;
+    }
+    let Some(registry) = wharf_e2e::registry::Registry::try_start(wharf_e2e::registry::Auth::None)
+    else {
+        return;
+    };
+    let destination = format!("docker://{}/team/app", registry.host());
+    let ws = fixture_workspace(&format!(
+        "[image]\npackage = \"app\"\n[scan]\n[push]\ndestination = \"{destination}\"\n[ci]\nsteps = [\"image\", \"scan\"]\n"
+    ));
+    let db = ws.path().join("target/empty-advisory-db");
+    std::fs::create_dir_all(db.join("crates")).unwrap();
+    let out = xtask_in(
+        ws.path(),
+        &["release", "--json"],
+        &[("WHARF_ADVISORY_DB", db.to_str().unwrap())],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let finished: BTreeMap<String, Value> = events(&out)
+        .into_iter()
+        .filter(|e| e["event"] == "finished")
+        .map(|e| (e["step"].as_str().unwrap().to_string(), e))
+        .collect();
+    assert_eq!(
+        finished.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["image", "push", "scan"]
+    );
+    let built = finished["image"]["outputs"]["digest"]["value"]
+        .as_str()
+        .unwrap();
+    assert_eq!(finished["push"]["outputs"]["digest"]["value"], built);
+    let tag = finished["image"]["outputs"]["tags"]["value"][0]
+        .as_str()
+        .unwrap();
+
+    let raw = wharf_e2e::run(std::process::Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("{destination}:{tag}"),
+    ]))
+    .stdout;
+    assert_eq!(wharf::oci::Digest::sha256(&raw).to_string(), built);
+
+    let listed = xtask_in(
+        ws.path(),
+        &["referrers", &format!("{destination}@{built}"), "--json"],
+        &[],
+    );
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let attached: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    let mut kinds: Vec<&str> = attached
+        .iter()
+        .map(|d| d["artifactType"].as_str().unwrap_or_default())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds.len(), 2, "{attached:?}");
+    assert!(kinds.iter().any(|k| k.contains("cyclonedx")), "{kinds:?}");
+}
