@@ -150,7 +150,7 @@ pub fn run(args: Args, session: &Session) -> Result<()> {
         .junit
         .clone()
         .unwrap_or_else(|| options.out_dir.join("junit.xml"));
-    let report = execute(&plan, options, &junit)?;
+    let report = execute(&plan, options, &junit, &|line| eprintln!("{line}"))?;
     if args.json {
         eprint!("{}", summary(&report));
         stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
@@ -173,7 +173,14 @@ pub fn ci_step(session: &Session, cx: &mut wharf_flow::Context<'_>) -> Result<Re
     // The pipeline's compiler slots, shared with its other steps.
     options.jobserver = cx.jobserver().cloned();
     let junit = options.out_dir.join("junit.xml");
-    let report = execute(&plan::Plan { cells }, options, &junit)?;
+    // Progress goes to the step's log: steps running beside this one share the terminal.
+    let log = std::sync::Mutex::new(cx.log().try_clone()?);
+    let say = |line: &str| {
+        if let Ok(mut log) = log.lock() {
+            let _ = writeln!(log, "{line}");
+        }
+    };
+    let report = execute(&plan::Plan { cells }, options, &junit, &say)?;
     let _ = write!(cx.log(), "{}", summary(&report));
     verdict(&report)?;
     Ok(report)
@@ -230,7 +237,13 @@ fn empty_shard_note(shard: Shard, total: usize, got: usize) -> Option<String> {
 
 /// Runs the cells with progress on stderr, writes `junit.xml` and `report.json`, and
 /// returns the report; an interrupted run is an error.
-fn execute(plan: &plan::Plan, mut options: Options, junit: &Path) -> Result<Report> {
+/// `say` prints a line of progress.
+fn execute(
+    plan: &plan::Plan,
+    mut options: Options,
+    junit: &Path,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<Report> {
     runner::check_toolchains(&plan.cells).map_err(|e| UsageError(e.into()))?;
     // Ctrl-C and SIGTERM (a CI job cancelled) stop the run cleanly: the cells are in
     // their own process groups, so the terminal's SIGINT does not reach them; the runner
@@ -241,7 +254,7 @@ fn execute(plan: &plan::Plan, mut options: Options, junit: &Path) -> Result<Repo
             .context("installing a signal handler")?;
     }
     options.cancel = cancel.clone();
-    eprintln!(
+    say(&format!(
         "==> matrix: {} cells, {} at once, {} ({}), logs in {}",
         plan.cells.len(),
         options.jobs.min(plan.cells.len()),
@@ -252,23 +265,23 @@ fn execute(plan: &plan::Plan, mut options: Options, junit: &Path) -> Result<Repo
             format!("{} retries", options.retries)
         },
         options.out_dir.join("logs").display()
-    );
+    ));
     let report = runner::run(&plan.cells, &options, &|event| match event {
         Event::Started { index, total, cell } => {
-            eprintln!("[{:>2}/{total}] start   {}", index + 1, cell.id());
+            say(&format!("[{:>2}/{total}] start   {}", index + 1, cell.id()));
         }
         Event::Finished {
             index,
             total,
             result,
         } => {
-            eprintln!(
+            say(&format!(
                 "[{:>2}/{total}] {:<7} {} ({:.1} s)",
                 index + 1,
                 result.outcome.label(),
                 result.id,
                 result.seconds
-            );
+            ));
         }
     })?;
 
@@ -279,9 +292,13 @@ fn execute(plan: &plan::Plan, mut options: Options, junit: &Path) -> Result<Repo
         &json_path,
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
-    eprintln!("JUnit: {}; JSON: {}", junit.display(), json_path.display());
+    say(&format!(
+        "JUnit: {}; JSON: {}",
+        junit.display(),
+        json_path.display()
+    ));
     if cancel.load(std::sync::atomic::Ordering::SeqCst) {
-        eprint!("{}", summary(&report));
+        say(&summary(&report));
         bail!("interrupted; the cells that were running were killed");
     }
     Ok(report)
