@@ -4,8 +4,9 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::timed;
 use anyhow::{Result, bail};
 use serde::Serialize;
 use wharf::pipeline::{Mode, Progress, image};
@@ -36,12 +37,6 @@ fn figures(contender: &str, times: &mut [Duration]) -> Figures {
         median_ms: times[times.len() / 2].as_secs_f64() * 1e3,
         min_ms: times[0].as_secs_f64() * 1e3,
     }
-}
-
-fn timed<E>(f: impl FnOnce() -> Result<(), E>) -> Result<Duration, E> {
-    let started = Instant::now();
-    f()?;
-    Ok(started.elapsed())
 }
 
 fn docker_available() -> bool {

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::median;
 use anyhow::{Context, Result, bail};
 use wharf::matrix::{self as plan, Cell};
 use wharf::matrix_run::{self as runner, Harness, Options};
@@ -172,11 +173,6 @@ fn quiet(command: &mut Command, dir: &Path, target: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 fn ratio(a: Duration, b: Duration) -> f64 {

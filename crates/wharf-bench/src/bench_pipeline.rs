@@ -14,8 +14,9 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::{median, timed};
 use anyhow::{Context, Result, bail};
 
 #[derive(clap::Args)]
@@ -75,17 +76,6 @@ fn run(command: &mut Command) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn timed(f: impl FnOnce() -> Result<()>) -> Result<Duration> {
-    let started = Instant::now();
-    f()?;
-    Ok(started.elapsed())
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 fn ms(d: Duration) -> f64 {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::median;
 use anyhow::{Context, Result, bail};
 use wharf::audit;
 
@@ -148,9 +149,4 @@ fn check_status(code: Option<i32>) -> Result<()> {
         Some(0 | 1) => Ok(()),
         other => bail!("cargo-audit exited with {other:?}"),
     }
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }

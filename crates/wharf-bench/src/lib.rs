@@ -7,7 +7,22 @@ mod bench_pipeline;
 mod bench_registry;
 mod bench_scan;
 
+use std::time::{Duration, Instant};
+
 use wharf::cli::{Extension, Session};
+
+/// How long `f` took.
+fn timed<E>(f: impl FnOnce() -> Result<(), E>) -> Result<Duration, E> {
+    let started = Instant::now();
+    f()?;
+    Ok(started.elapsed())
+}
+
+/// The median of `times` (sorted in place).
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
 
 #[derive(clap::Subcommand)]
 pub enum Bench {
