@@ -48,6 +48,15 @@ pub struct Config {
     /// which runs only when the section is there). See the `wharf_matrix` crate docs.
     #[serde(default)]
     pub matrix: Option<wharf_matrix::Config>,
+    /// `[[stages]]`: where a digest goes after CI, in order (`cargo xtask promote`).
+    #[serde(default)]
+    pub stages: Vec<wharf_promote::Stage>,
+    /// `[ledger]`: where promotions, approvals and rollbacks are recorded.
+    #[serde(default)]
+    pub ledger: wharf_promote::LedgerConfig,
+    /// `[[webhooks]]`: who hears about promotions, rollbacks and failed gates.
+    #[serde(default)]
+    pub webhooks: Vec<wharf_promote::Webhook>,
 }
 
 /// `[scan]`: the advisory database, the image checks and the policy gate.
