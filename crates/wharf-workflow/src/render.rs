@@ -4,15 +4,21 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
+use crate::promote;
 use crate::yaml::{self, Map, Node};
-use crate::{Files, HEADER, Matrix, Pipeline, Report, SpecError, Trigger, WorkflowSpec};
+use crate::{
+    Files, HEADER, Matrix, PROMOTE_PATH, Pipeline, RegistrySecrets, Report, SpecError, Trigger,
+    WorkflowSpec,
+};
 
 const CHECKOUT: &str = "actions/checkout@v4";
 const CACHE_RESTORE: &str = "actions/cache/restore@v4";
 const CACHE_SAVE: &str = "actions/cache/save@v4";
 const UPLOAD_ARTIFACT: &str = "actions/upload-artifact@v4";
 const UPLOAD_SARIF: &str = "github/codeql-action/upload-sarif@v3";
-const RUNNER: &str = "ubuntu-latest";
+pub(crate) const RUNNER: &str = "ubuntu-latest";
+/// The release workflow's `name`, which promote.yml's `workflow_run` trigger names.
+pub(crate) const RELEASE_WORKFLOW: &str = "release";
 /// What the step cache's key hashes besides the commit: a lockfile or pipeline change
 /// invalidates most entries, so restoring across one is only a fallback.
 const KEY_FILES: &str = "hashFiles('**/Cargo.lock', 'pipelines/**')";
@@ -38,7 +44,26 @@ pub fn render(spec: &WorkflowSpec) -> Result<Files, SpecError> {
             files.push((PathBuf::from(trigger.path()), workflow(trigger, jobs)));
         }
     }
+    if let Some(promotion) = &spec.promotion {
+        files.push((
+            PathBuf::from(PROMOTE_PATH),
+            promote::workflow(spec, promotion),
+        ));
+    }
     Ok(files)
+}
+
+/// A workflow file: the header, what the workflow is for, its name and triggers, then
+/// `rules` (permissions, concurrency), the environment every job shares, and the jobs.
+pub(crate) fn document(about: &str, name: &str, on: Map, rules: Map, jobs: Map) -> String {
+    let doc = Map::new()
+        .comment(about)
+        .with("name", name)
+        .with("on", on)
+        .append(rules)
+        .with("env", Map::new().with("CARGO_TERM_COLOR", "always"))
+        .with("jobs", jobs);
+    format!("{HEADER}\n{}", yaml::to_string(&doc))
 }
 
 fn workflow(trigger: Trigger, jobs: Map) -> String {
@@ -54,20 +79,15 @@ fn workflow(trigger: Trigger, jobs: Map) -> String {
                 .with("pull_request", Node::Null),
         ),
         Trigger::Release => (
-            "release",
+            RELEASE_WORKFLOW,
             "A pushed version tag: build, scan and push the image with the registry credentials.",
             Map::new().with("push", Map::new().with("tags", vec![Node::from("v*")])),
         ),
     };
-    let doc = Map::new()
-        .comment(about)
-        .with("name", name)
-        .with("on", on)
+    let rules = Map::new()
         .comment("Jobs that need more say so themselves.")
-        .with("permissions", Map::new().with("contents", "read"))
-        .with("env", Map::new().with("CARGO_TERM_COLOR", "always"))
-        .with("jobs", jobs);
-    format!("{HEADER}\n{}", yaml::to_string(&doc))
+        .with("permissions", Map::new().with("contents", "read"));
+    document(about, name, on, rules, jobs)
 }
 
 fn pipeline_job(spec: &WorkflowSpec, pipeline: &Pipeline) -> Map {
@@ -78,18 +98,14 @@ fn pipeline_job(spec: &WorkflowSpec, pipeline: &Pipeline) -> Map {
     }
     let mut env = pipeline.env.clone();
     if let (Trigger::Release, Some(registry)) = (pipeline.trigger, &spec.registry) {
-        env.insert("WHARF_REGISTRY_USERNAME".into(), secret(&registry.username));
-        env.insert("WHARF_REGISTRY_PASSWORD".into(), secret(&registry.password));
-        if let Some(host) = &registry.host {
-            env.insert("WHARF_REGISTRY_HOST".into(), host.clone());
-        }
+        registry_env(registry, &mut env);
     }
     let work = Map::new()
         .with("name", line.as_str())
         .with("run", line.as_str())
         .with_some("env", (!env.is_empty()).then(|| env_map(&env)));
     let mut steps = vec![
-        checkout(),
+        checkout(TAGS),
         toolchains(spec, Install::All),
         cache_restore(spec, &cache_prefix(&pipeline.name)),
         work.into(),
@@ -136,7 +152,11 @@ fn plan_job(spec: &WorkflowSpec, matrix: &Matrix) -> Map {
         )
         .with(
             "steps",
-            vec![checkout(), toolchains(spec, Install::Default), plan.into()],
+            vec![
+                checkout(TAGS),
+                toolchains(spec, Install::Default),
+                plan.into(),
+            ],
         )
 }
 
@@ -146,7 +166,7 @@ fn shard_job(spec: &WorkflowSpec, matrix: &Matrix) -> Map {
         .with("env", Map::new().with("SHARD", "${{ matrix.shard }}"))
         .with("run", "cargo xtask matrix --shard \"$SHARD\"");
     let mut steps = vec![
-        checkout(),
+        checkout(TAGS),
         toolchains(spec, Install::Shard),
         cache_restore(
             spec,
@@ -176,9 +196,13 @@ fn shard_job(spec: &WorkflowSpec, matrix: &Matrix) -> Map {
         .with("steps", steps)
 }
 
-fn checkout() -> Node {
+/// Why the pipelines' jobs check out the full history.
+const TAGS: &str = "Tags and full history: image tags come from `git tag --points-at HEAD`.";
+
+/// actions/checkout of the whole history, with why the job needs it.
+pub(crate) fn checkout(why: &str) -> Node {
     Node::Commented(
-        "Tags and full history: image tags come from `git tag --points-at HEAD`.".into(),
+        why.into(),
         Box::new(
             Map::new()
                 .with("uses", CHECKOUT)
@@ -190,7 +214,7 @@ fn checkout() -> Node {
 
 /// Which toolchains a job installs.
 #[derive(Clone, Copy)]
-enum Install {
+pub(crate) enum Install {
     /// The default one, which builds `cargo xtask`.
     Default,
     /// All of them: a pipeline's steps may test on each.
@@ -199,7 +223,7 @@ enum Install {
     Shard,
 }
 
-fn toolchains(spec: &WorkflowSpec, install: Install) -> Node {
+pub(crate) fn toolchains(spec: &WorkflowSpec, install: Install) -> Node {
     let default = &spec.toolchains[0];
     let mut script = format!("rustup toolchain install {default} --profile minimal");
     // clippy and rustfmt run in the pipelines' steps, never in the matrix.
@@ -333,14 +357,23 @@ fn secret(name: &str) -> String {
     format!("${{{{ secrets.{name} }}}}")
 }
 
-fn env_map(env: &BTreeMap<String, String>) -> Map {
+/// The registry credentials as the variables wharf-registry's `credentials::Env` reads.
+pub(crate) fn registry_env(registry: &RegistrySecrets, env: &mut BTreeMap<String, String>) {
+    env.insert("WHARF_REGISTRY_USERNAME".into(), secret(&registry.username));
+    env.insert("WHARF_REGISTRY_PASSWORD".into(), secret(&registry.password));
+    if let Some(host) = &registry.host {
+        env.insert("WHARF_REGISTRY_HOST".into(), host.clone());
+    }
+}
+
+pub(crate) fn env_map(env: &BTreeMap<String, String>) -> Map {
     env.iter()
         .fold(Map::new(), |map, (k, v)| map.with(k, v.as_str()))
 }
 
 /// `word` as one POSIX shell word: as is when it holds nothing the shell treats specially,
 /// else single-quoted.
-fn shell_word(word: &str) -> String {
+pub(crate) fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .chars()
@@ -352,50 +385,54 @@ fn shell_word(word: &str) -> String {
     }
 }
 
+/// Job ids, stages and GitHub environments.
+pub(crate) const ID: Charset = Charset {
+    first: |c| c.is_ascii_alphabetic() || c == '_',
+    rest: |c| c.is_ascii_alphanumeric() || c == '-' || c == '_',
+    allowed: "letters, digits, `-` and `_`, starting with a letter or `_`",
+};
+/// Environment variables and secrets.
+const VAR: Charset = Charset {
+    first: |c| c.is_ascii_alphabetic() || c == '_',
+    rest: |c| c.is_ascii_alphanumeric() || c == '_',
+    allowed: "letters, digits and `_`, starting with a letter or `_`",
+};
+/// Toolchains, components, artifacts and git remotes.
+pub(crate) const WORD: Charset = Charset {
+    first: |c| c.is_ascii_alphanumeric(),
+    rest: |c| c.is_ascii_alphanumeric() || "-_.".contains(c),
+    allowed: "letters, digits, `-`, `_` and `.`, starting with a letter or digit",
+};
+const HOST: Charset = Charset {
+    first: |c| c.is_ascii_alphanumeric() || c == '[',
+    rest: |c| c.is_ascii_alphanumeric() || "-.:[]".contains(c),
+    allowed: "a registry host such as ghcr.io or localhost:5000",
+};
+
 fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
-    let id = Charset {
-        first: |c| c.is_ascii_alphabetic() || c == '_',
-        rest: |c| c.is_ascii_alphanumeric() || c == '-' || c == '_',
-        allowed: "letters, digits, `-` and `_`, starting with a letter or `_`",
-    };
-    let var = Charset {
-        first: |c| c.is_ascii_alphabetic() || c == '_',
-        rest: |c| c.is_ascii_alphanumeric() || c == '_',
-        allowed: "letters, digits and `_`, starting with a letter or `_`",
-    };
-    let word = Charset {
-        first: |c| c.is_ascii_alphanumeric(),
-        rest: |c| c.is_ascii_alphanumeric() || "-_.".contains(c),
-        allowed: "letters, digits, `-`, `_` and `.`, starting with a letter or digit",
-    };
-    let host = Charset {
-        first: |c| c.is_ascii_alphanumeric() || c == '[',
-        rest: |c| c.is_ascii_alphanumeric() || "-.:[]".contains(c),
-        allowed: "a registry host such as ghcr.io or localhost:5000",
-    };
     let mut taken: HashSet<&str> = HashSet::new();
     if spec.matrix.is_some() {
         taken.extend(["plan", "matrix"]);
     }
     for pipeline in &spec.pipelines {
-        id.check("pipeline", &pipeline.name)?;
+        ID.check("pipeline", &pipeline.name)?;
         if !taken.insert(&pipeline.name) {
             return Err(SpecError::Duplicate {
                 name: pipeline.name.clone(),
             });
         }
         for name in pipeline.env.keys() {
-            var.check("environment variable", name)?;
+            VAR.check("environment variable", name)?;
         }
         for report in &pipeline.reports {
             match report {
                 Report::Artifact { name, paths } => {
-                    word.check("artifact", name)?;
+                    WORD.check("artifact", name)?;
                     paths.iter().try_for_each(|p| check_path("report", p))?;
                 }
                 Report::Sarif { file, category } => {
                     check_path("report", file)?;
-                    word.check("SARIF category", category)?;
+                    WORD.check("SARIF category", category)?;
                 }
             }
         }
@@ -404,10 +441,10 @@ fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
         return Err(SpecError::NoToolchain);
     }
     for toolchain in &spec.toolchains {
-        word.check("toolchain", toolchain)?;
+        WORD.check("toolchain", toolchain)?;
     }
     for component in &spec.components {
-        word.check("component", component)?;
+        WORD.check("component", component)?;
     }
     if let Some(matrix) = &spec.matrix {
         matrix
@@ -417,24 +454,32 @@ fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
     }
     check_path("step cache directory", &spec.cache_dir)?;
     if let Some(registry) = &spec.registry {
-        var.check("secret", &registry.username)?;
-        var.check("secret", &registry.password)?;
-        if let Some(name) = &registry.host {
-            host.check("registry host", name)?;
-        }
+        check_registry(registry)?;
+    }
+    if let Some(promotion) = &spec.promotion {
+        promote::validate(promotion)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn check_registry(registry: &RegistrySecrets) -> Result<(), SpecError> {
+    VAR.check("secret", &registry.username)?;
+    VAR.check("secret", &registry.password)?;
+    if let Some(name) = &registry.host {
+        HOST.check("registry host", name)?;
     }
     Ok(())
 }
 
 /// The characters a kind of name may hold.
-struct Charset {
+pub(crate) struct Charset {
     first: fn(char) -> bool,
     rest: fn(char) -> bool,
     allowed: &'static str,
 }
 
 impl Charset {
-    fn check(&self, what: &'static str, name: &str) -> Result<(), SpecError> {
+    pub(crate) fn check(&self, what: &'static str, name: &str) -> Result<(), SpecError> {
         let mut chars = name.chars();
         let ok = chars.next().is_some_and(self.first) && chars.all(self.rest);
         if ok {

@@ -85,6 +85,12 @@ impl Map {
         }
     }
 
+    /// `other`'s entries after these.
+    pub fn append(mut self, other: Map) -> Self {
+        self.0.extend(other.0);
+        self
+    }
+
     /// A `# text` line before the next entry.
     pub fn comment(mut self, text: impl Into<String>) -> Self {
         self.0.push(Entry::Comment(text.into()));

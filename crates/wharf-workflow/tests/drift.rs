@@ -33,7 +33,11 @@ fn a_fresh_write_passes_the_check_and_a_second_write_changes_nothing() {
     let written = write(dir.path(), &spec).unwrap();
     assert_eq!(
         written,
-        [PathBuf::from(CI_PATH), PathBuf::from(RELEASE_PATH)]
+        [
+            PathBuf::from(CI_PATH),
+            PathBuf::from(RELEASE_PATH),
+            PathBuf::from(PROMOTE_PATH)
+        ]
     );
     check(dir.path(), &spec).unwrap();
     assert_eq!(write(dir.path(), &spec).unwrap(), Vec::<PathBuf>::new());
@@ -43,7 +47,7 @@ fn a_fresh_write_passes_the_check_and_a_second_write_changes_nothing() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["ci.yml", "release.yml"]);
+    assert_eq!(names, ["ci.yml", "promote.yml", "release.yml"]);
 }
 
 #[test]
@@ -143,8 +147,9 @@ fn a_bad_spec_is_an_error_not_drift() {
     ));
 }
 
-/// The last release pipeline went: release.yml is drift until codegen removes it, and a
-/// hand-written workflow beside it is neither reported nor touched.
+/// The last release pipeline went: release.yml is drift until codegen removes it (and
+/// promote.yml, which followed releases, changes), and a hand-written workflow beside it is
+/// neither reported nor touched.
 #[test]
 fn a_generated_file_no_pipeline_renders_is_drift_and_write_removes_it() {
     let (dir, mut spec, _, _) = written();
@@ -153,9 +158,15 @@ fn a_generated_file_no_pipeline_renders_is_drift_and_write_removes_it() {
     spec.pipelines.retain(|p| p.trigger != Trigger::Release);
 
     let drift = drift(dir.path(), &spec);
-    assert_eq!(
-        drift.files,
-        [(PathBuf::from(RELEASE_PATH), DriftKind::NotRendered)]
+    assert!(
+        matches!(
+            drift.files.as_slice(),
+            [
+                (promote, DriftKind::Differs { .. }),
+                (release, DriftKind::NotRendered),
+            ] if promote == Path::new(PROMOTE_PATH) && release == Path::new(RELEASE_PATH)
+        ),
+        "{drift}"
     );
     assert!(
         drift
@@ -166,12 +177,38 @@ fn a_generated_file_no_pipeline_renders_is_drift_and_write_removes_it() {
 
     assert_eq!(
         write(dir.path(), &spec).unwrap(),
-        [PathBuf::from(RELEASE_PATH)]
+        [PathBuf::from(PROMOTE_PATH), PathBuf::from(RELEASE_PATH)]
     );
     assert!(!dir.path().join(RELEASE_PATH).exists());
     assert_eq!(
         std::fs::read_to_string(&own).unwrap(),
         "name: hand-written\n"
+    );
+    check(dir.path(), &spec).unwrap();
+}
+
+/// Without stages there is no promote.yml: the check passes without one, and one left from
+/// when there were stages is drift until codegen removes it.
+#[test]
+fn without_stages_no_promotion_workflow_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = example_spec();
+    spec.promotion = None;
+    assert_eq!(
+        write(dir.path(), &spec).unwrap(),
+        [PathBuf::from(CI_PATH), PathBuf::from(RELEASE_PATH)]
+    );
+    assert!(!dir.path().join(PROMOTE_PATH).exists());
+    check(dir.path(), &spec).unwrap();
+
+    write(dir.path(), &example_spec()).unwrap();
+    assert_eq!(
+        drift(dir.path(), &spec).files,
+        [(PathBuf::from(PROMOTE_PATH), DriftKind::NotRendered)]
+    );
+    assert_eq!(
+        write(dir.path(), &spec).unwrap(),
+        [PathBuf::from(PROMOTE_PATH)]
     );
     check(dir.path(), &spec).unwrap();
 }

@@ -6,9 +6,20 @@
 
 mod common;
 
-use common::{example_spec, file, minimal_spec};
+use common::{example_spec, file, minimal_spec, three_stages};
 use wharf_e2e::actions::{check_workflow_schema, lint, linter, require_check_jsonschema};
 use wharf_workflow::*;
+
+/// The spec variants whose every file is validated: the example (ci, release and promote
+/// with a release to follow), the smallest, and the smallest with stages (promote without a
+/// release, an OCI layout's stages: no secrets).
+fn specs() -> [WorkflowSpec; 3] {
+    let mut staged = minimal_spec();
+    let mut promotion = three_stages();
+    promotion.registry = None;
+    staged.promotion = Some(promotion);
+    [example_spec(), minimal_spec(), staged]
+}
 
 /// Every spec variant's files, written under a fresh directory: (directory, relative paths).
 fn written(spec: &WorkflowSpec) -> (tempfile::TempDir, Vec<String>) {
@@ -23,10 +34,19 @@ fn written(spec: &WorkflowSpec) -> (tempfile::TempDir, Vec<String>) {
 
 /// The example's ci.yml with `edit` applied, written as `name` in a fresh directory.
 fn broken(name: &str, edit: impl Fn(&str) -> String) -> (tempfile::TempDir, String) {
+    broken_file(CI_PATH, name, edit)
+}
+
+/// The example's file at `path` with `edit` applied, written as `name` in a fresh directory.
+fn broken_file(
+    path: &str,
+    name: &str,
+    edit: impl Fn(&str) -> String,
+) -> (tempfile::TempDir, String) {
     let files = render(&example_spec()).unwrap();
-    let ci = file(&files, CI_PATH);
-    let text = edit(ci);
-    assert_ne!(&text, ci, "the edit must change the file");
+    let original = file(&files, path);
+    let text = edit(original);
+    assert_ne!(&text, original, "the edit must change the file");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(name), &text).unwrap();
     (dir, text)
@@ -40,7 +60,7 @@ fn without_runs_on(text: &str) -> String {
 #[test]
 fn rendered_workflows_pass_actionlint() {
     let Some(linter) = linter() else { return };
-    for spec in [example_spec(), minimal_spec()] {
+    for spec in specs() {
         let (dir, paths) = written(&spec);
         for path in paths {
             if let Err(report) = lint(linter, dir.path(), &path) {
@@ -69,6 +89,14 @@ fn actionlint_refuses_a_broken_rendering() {
     let report = lint(linter, dir.path(), "bad-expression.yml")
         .expect_err("actionlint must refuse an undefined job output");
     assert!(report.contains("matrx"), "{report}");
+
+    // promote.yml's inputs are checked too: a stage input it does not declare.
+    let (dir, _) = broken_file(PROMOTE_PATH, "bad-input.yml", |t| {
+        t.replace("inputs.stage == 'staging'", "inputs.stgae == 'staging'")
+    });
+    let report = lint(linter, dir.path(), "bad-input.yml")
+        .expect_err("actionlint must refuse an undefined input");
+    assert!(report.contains("\"stgae\" is not defined"), "{report}");
 }
 
 #[test]
@@ -76,7 +104,7 @@ fn rendered_workflows_pass_the_workflow_schema() {
     if !require_check_jsonschema() {
         return;
     }
-    for spec in [example_spec(), minimal_spec()] {
+    for spec in specs() {
         let (dir, paths) = written(&spec);
         for path in paths {
             let file = dir.path().join(&path);

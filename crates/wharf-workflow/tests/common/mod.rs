@@ -5,7 +5,8 @@
 use wharf_workflow::*;
 
 /// A realistic spec: this repository's pipelines and `[matrix]` (stable, nightly and the
-/// MSRV), the scan's SARIF and reports, and registry secrets. For tests and examples.
+/// MSRV), the scan's SARIF and reports, registry secrets, and the stages
+/// `dev -> staging -> production` with approvals on production. For tests and examples.
 pub fn example_spec() -> WorkflowSpec {
     let mut ci = Pipeline::new("ci", Trigger::Change);
     ci.reports = vec![
@@ -32,12 +33,29 @@ pub fn example_spec() -> WorkflowSpec {
             ],
         }),
         cache_dir: "target/wharf/cache".into(),
-        registry: Some(RegistrySecrets {
-            username: "WHARF_REGISTRY_USERNAME".into(),
-            password: "WHARF_REGISTRY_PASSWORD".into(),
-            host: None,
-        }),
+        registry: Some(registry_secrets()),
+        promotion: Some(three_stages()),
     }
+}
+
+/// The secrets' names the CLI uses.
+pub fn registry_secrets() -> RegistrySecrets {
+    RegistrySecrets {
+        username: "WHARF_REGISTRY_USERNAME".into(),
+        password: "WHARF_REGISTRY_PASSWORD".into(),
+        host: None,
+    }
+}
+
+/// `dev -> staging -> production`, approvals on production, the registry secrets.
+pub fn three_stages() -> Promotion {
+    let mut promotion = Promotion::new(vec![
+        Stage::new("dev", None, false),
+        Stage::new("staging", Some("dev"), false),
+        Stage::new("production", Some("staging"), true),
+    ]);
+    promotion.registry = Some(registry_secrets());
+    promotion
 }
 
 /// The smallest spec: one pipeline on stable, no matrix, no reports, no registry.
@@ -49,6 +67,7 @@ pub fn minimal_spec() -> WorkflowSpec {
         matrix: None,
         cache_dir: "target/wharf/cache".into(),
         registry: None,
+        promotion: None,
     }
 }
 
@@ -59,4 +78,33 @@ pub fn file<'a>(files: &'a Files, path: &str) -> &'a str {
         .find(|(p, _)| p.to_str() == Some(path))
         .map(|(_, text)| text.as_str())
         .unwrap_or_else(|| panic!("no {path} in the rendering"))
+}
+
+/// The shell scripts of a rendered workflow: every `run:` value, a literal block's lines
+/// without their indentation.
+pub fn run_scripts(text: &str) -> Vec<String> {
+    let mut scripts = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let key = line.trim_start().trim_start_matches("- ");
+        let Some(value) = key.strip_prefix("run:") else {
+            continue;
+        };
+        if value.trim() != "|" {
+            scripts.push(value.trim().to_owned());
+            continue;
+        }
+        let own = line.len() - key.len();
+        let mut script = String::new();
+        while let Some(next) = lines.next_if(|l| l.is_empty() || indent(l) > own) {
+            script.push_str(next.trim_start());
+            script.push('\n');
+        }
+        scripts.push(script);
+    }
+    scripts
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
 }
