@@ -3,5 +3,13 @@
 //! one before it), so that an edited, removed or reordered entry is found by [`verify`].
 
 mod entry;
+mod file;
+mod git;
+mod store;
+mod verify;
 
-pub use entry::{Draft, Entry, Kind};
+pub use entry::{Draft, Entry, FloatInEvidence, Kind};
+pub use file::FileLedger;
+pub use git::{DEFAULT_REF, DEFAULT_TIMEOUT, FILE, GitLedger, redact};
+pub use store::{AppendError, DEFAULT_ATTEMPTS, Error, Store};
+pub use verify::{Problem, Tamper, verify};
