@@ -327,6 +327,7 @@ fn identity(entry: &Entry) -> Vec<(String, String)> {
 fn is_conflict(stderr: &str) -> bool {
     [
         "[rejected]",
+        "Updates were rejected",
         "fetch first",
         "non-fast-forward",
         "failed to lock",

@@ -41,7 +41,7 @@ pub enum Error {
         "the ledger in {store} does not verify: {tamper} (hint: nothing is appended to a \
          ledger that does not verify; restore it from a copy or its git history)"
     )]
-    Tampered { store: String, tamper: Tamper },
+    Tampered { store: String, tamper: Box<Tamper> },
     #[error(
         "the remote ledger lost entries this clone saw: {store} was at commit {seen}, but the \
          remote now has {now}, which does not contain it (someone force-pushed the ledger \
@@ -148,7 +148,7 @@ impl Store {
     fn verified(&self, bytes: &[u8]) -> Result<Vec<Entry>, Error> {
         verify(bytes).map_err(|tamper| Error::Tampered {
             store: self.describe(),
-            tamper,
+            tamper: Box::new(tamper),
         })
     }
 

@@ -55,7 +55,10 @@ impl fmt::Display for Tamper {
             (None, _) => format!("line {line}"),
         };
         match &self.problem {
-            Problem::NotAnEntry(why) => write!(f, "line {line} is not a ledger entry: {why}"),
+            Problem::NotAnEntry(why) => match self.seq {
+                Some(_) => write!(f, "{name} is not a ledger entry: {why}"),
+                None => write!(f, "line {line} is not a ledger entry: {why}"),
+            },
             Problem::Torn => write!(
                 f,
                 "{name} has no newline at its end: a write to the ledger was cut off \
@@ -165,7 +168,7 @@ fn split_lines(bytes: &[u8]) -> Vec<(&[u8], bool)> {
 /// One line as an entry, checked against itself: canonical form and its own hash.
 fn read_line(text: &[u8], terminated: bool, line: usize) -> Result<Entry, Tamper> {
     let value: Value = serde_json::from_slice(text)
-        .map_err(|e| not_an_entry(line, None, terminated, e.to_string()))?;
+        .map_err(|e| not_an_entry(line, text, terminated, e.to_string()))?;
     let fail = |problem: Problem| Tamper {
         line,
         seq: value.get("seq").and_then(Value::as_u64),
@@ -197,11 +200,13 @@ fn read_line(text: &[u8], terminated: bool, line: usize) -> Result<Entry, Tamper
     Ok(entry)
 }
 
-fn not_an_entry(line: usize, seq: Option<u64>, terminated: bool, why: String) -> Tamper {
+/// A line that is not JSON, named by what of it can still be read.
+fn not_an_entry(line: usize, text: &[u8], terminated: bool, why: String) -> Tamper {
+    let (seq, entry) = scan(text);
     Tamper {
         line,
         seq,
-        entry: String::new(),
+        entry,
         problem: if terminated {
             Problem::NotAnEntry(why)
         } else {
@@ -229,6 +234,25 @@ fn readable_summary(value: &Value) -> String {
         .and_then(|d| d.parse::<Digest>().ok());
     let to = value.get("to").and_then(Value::as_str);
     entry::summary(kind, digest.as_ref(), to)
+}
+
+/// The seq and summary of a line that is not JSON (torn or edited), read from its text
+/// where those fields are intact, so the message can still name the entry.
+fn scan(text: &[u8]) -> (Option<u64>, String) {
+    let text = String::from_utf8_lossy(text);
+    let field = |key: &str| -> Option<String> {
+        let start = text.find(&format!("\"{key}\":"))? + key.len() + 3;
+        let rest = &text[start..];
+        let value = match rest.strip_prefix('"') {
+            Some(quoted) => &quoted[..quoted.find('"')?],
+            None => &rest[..rest.find([',', '}'])?],
+        };
+        Some(value.to_owned())
+    };
+    let kind = field("kind").and_then(|k| serde_json::from_value::<Kind>(k.into()).ok());
+    let digest = field("digest").and_then(|d| d.parse::<Digest>().ok());
+    let summary = entry::summary(kind, digest.as_ref(), field("to").as_deref());
+    (field("seq").and_then(|s| s.parse().ok()), summary)
 }
 
 fn seq_of(text: &[u8]) -> Option<u64> {
