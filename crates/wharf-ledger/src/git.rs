@@ -256,9 +256,9 @@ impl GitLedger {
                     command: command_line(args),
                     repo: self.repo.clone(),
                     reason: format!(
-                        "it took longer than {} s and was killed (hint: check the remote \
+                        "it took longer than {:?} and was killed (hint: check the remote \
                          is reachable, or raise the timeout)",
-                        self.timeout.as_secs()
+                        self.timeout
                     ),
                 });
             }

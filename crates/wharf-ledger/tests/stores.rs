@@ -282,3 +282,48 @@ fn credentials_in_a_remote_url_never_reach_an_error() {
         "{error}"
     );
 }
+
+/// A remote that never answers: the fetch is killed at the time bound with everything it
+/// started (here the "ssh" command, which would otherwise sleep on).
+#[test]
+fn a_hung_git_command_is_killed_at_its_time_bound_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = repo(dir.path(), "runner", None);
+    let marker = format!("{}.{}", 600, std::process::id());
+    git(
+        &local,
+        &[
+            "config",
+            "core.sshCommand",
+            &format!("sleep {marker}; true"),
+        ],
+    );
+    let store = Store::git(
+        &local,
+        DEFAULT_REF,
+        Some("ssh://127.0.0.1/ledger.git".into()),
+    )
+    .with_git_timeout(std::time::Duration::from_millis(300));
+    let error = store.read().unwrap_err().to_string();
+    assert!(error.starts_with("`git fetch"), "{error}");
+    assert!(
+        error.contains("took longer than 300ms and was killed"),
+        "{error}"
+    );
+    // The kill is sent before read() returns; give the kernel a bounded number of looks.
+    let alive = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        })
+    };
+    let gone = (0..200).any(|_| {
+        let gone = !alive();
+        if !gone {
+            std::thread::yield_now();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        gone
+    });
+    assert!(gone, "the ssh stand-in still runs after the timeout");
+}
