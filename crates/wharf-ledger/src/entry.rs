@@ -87,9 +87,105 @@ impl Entry {
         }
     }
 
+    /// [`Entry::after`] for a draft that is checked first: its evidence must hold no
+    /// floating-point number, which canonical JSON cannot write (see [`FloatInEvidence`]).
+    /// Every entry a store appends is made this way.
+    pub fn try_after(prev: Option<&Entry>, draft: Draft) -> Result<Entry, FloatInEvidence> {
+        if let Some(path) = float_path(&draft.evidence, "evidence") {
+            return Err(FloatInEvidence { path });
+        }
+        Ok(Entry::after(prev, draft))
+    }
+
     /// sha256 of the entry's canonical JSON (sorted keys, no spaces): what the next entry's
     /// `prev` holds.
+    ///
+    /// Panics when `evidence` holds a float; entries made by [`Entry::try_after`] or read by
+    /// [`crate::verify`] never do.
     pub fn hash(&self) -> Digest {
         Digest::sha256(&wharf_oci::manifest::canonical_json(self))
+    }
+
+    /// The entry's line in the ledger: its canonical JSON with the field `hash` added, and a
+    /// newline.
+    pub fn line(&self) -> Vec<u8> {
+        self.line_with_hash(&self.hash().to_string())
+    }
+
+    /// The line as it would read with `hash` recorded, whatever that is: what verify
+    /// compares a line with to tell a reformatted line from an edited one.
+    pub(crate) fn line_with_hash(&self, hash: &str) -> Vec<u8> {
+        let mut record = serde_json::to_value(self).expect("an entry serializes to a JSON object");
+        record
+            .as_object_mut()
+            .expect("an entry serializes to a JSON object")
+            .insert("hash".into(), hash.into());
+        let mut line = wharf_oci::manifest::canonical_json(&record);
+        line.push(b'\n');
+        line
+    }
+
+    /// `promotion sha256:ab12cd34ef56… to production`: what messages call the entry.
+    pub fn summary(&self) -> String {
+        summary(Some(self.kind), Some(&self.digest), self.to.as_deref())
+    }
+}
+
+/// How messages name an entry from what of it could be read.
+pub(crate) fn summary(kind: Option<Kind>, digest: Option<&Digest>, to: Option<&str>) -> String {
+    let mut parts = Vec::new();
+    if let Some(kind) = kind {
+        parts.push(format!("{kind:?}").to_lowercase());
+    }
+    if let Some(digest) = digest {
+        parts.push(short(digest));
+    }
+    if let Some(to) = to {
+        parts.push(format!("to {to}"));
+    }
+    parts.join(" ")
+}
+
+/// `sha256:` and the first 12 hex digits: enough to tell entries apart in a message.
+fn short(digest: &Digest) -> String {
+    let text = digest.to_string();
+    match text
+        .char_indices()
+        .nth(text.find(':').map_or(0, |c| c + 13))
+    {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    }
+}
+
+/// A draft's evidence held a floating-point number: canonical JSON (the olpc flavour the
+/// hashes are made from) has no way to write one, so the same value could hash differently
+/// on two machines.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the ledger entry's {path} is a floating-point number, which canonical JSON cannot \
+     write (hint: record an integer, e.g. milliseconds or per-mille, or a string)"
+)]
+pub struct FloatInEvidence {
+    /// Where the float is, e.g. `evidence.gates[2].p95_ms`.
+    pub path: String,
+}
+
+/// The JSON path of the first float in `value` (sorted key order, so the answer is stable).
+pub(crate) fn float_path(value: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if !(n.is_i64() || n.is_u64()) => Some(at.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| float_path(item, &format!("{at}[{i}]"))),
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            keys.into_iter()
+                .find_map(|k| float_path(&map[k], &format!("{at}.{k}")))
+        }
+        _ => None,
     }
 }
