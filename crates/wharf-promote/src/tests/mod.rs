@@ -126,7 +126,7 @@ impl Ledger {
     }
 
     /// Verifies `digest` and promotes it into dev.
-    pub fn into_dev(&mut self, digest: Digest, minute: i64) -> PromotionPlan {
+    pub fn release_to_dev(&mut self, digest: Digest, minute: i64) -> PromotionPlan {
         self.verify(digest, minute);
         self.promote("dev", "ci", minute)
     }
@@ -156,5 +156,45 @@ pub(crate) fn has_float(value: &serde_json::Value) -> bool {
         serde_json::Value::Array(items) => items.iter().any(has_float),
         serde_json::Value::Object(map) => map.values().any(has_float),
         _ => false,
+    }
+}
+
+/// The crate's invariant, checked like a tidy test: no module reaches the file system, the
+/// environment, processes, the network or the clock.
+#[test]
+fn the_crate_stays_pure() {
+    let sources = [
+        ("lib.rs", include_str!("../lib.rs")),
+        ("approvals.rs", include_str!("../approvals.rs")),
+        ("benchmark.rs", include_str!("../benchmark.rs")),
+        ("config.rs", include_str!("../config.rs")),
+        ("dora.rs", include_str!("../dora.rs")),
+        ("evidence.rs", include_str!("../evidence.rs")),
+        ("gates.rs", include_str!("../gates.rs")),
+        ("notify.rs", include_str!("../notify.rs")),
+        ("plan.rs", include_str!("../plan.rs")),
+        ("rollback.rs", include_str!("../rollback.rs")),
+        ("state.rs", include_str!("../state.rs")),
+        ("status.rs", include_str!("../status.rs")),
+        ("validate.rs", include_str!("../validate.rs")),
+    ];
+    let banned = [
+        "std::fs",
+        "std::env",
+        "std::process",
+        "std::net",
+        "std::io",
+        "Timestamp::now",
+        "SystemTime",
+        "Instant",
+        "Zoned::now",
+    ];
+    for (file, source) in sources {
+        for word in banned {
+            assert!(
+                !source.contains(word),
+                "src/{file} uses {word}: wharf-promote is pure"
+            );
+        }
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 /// d(1) verified and in dev since minute 0; alice and bob approved it for staging.
 fn staging_ready() -> Ledger {
     let mut ledger = Ledger::default();
-    ledger.into_dev(d(1), 0);
+    ledger.release_to_dev(d(1), 0);
     ledger.approve("staging", &d(1), "alice", false);
     ledger.approve("staging", &d(1), "bob", false);
     ledger
@@ -92,7 +92,7 @@ fn an_injected_critical_finding_blocks_with_the_finding_named() {
 #[test]
 fn a_missing_approval_blocks() {
     let mut ledger = Ledger::default();
-    ledger.into_dev(d(1), 0);
+    ledger.release_to_dev(d(1), 0);
     ledger.approve("staging", &d(1), "alice", false);
     // The same person twice is still one approval.
     ledger.approve("staging", &d(1), "Alice", false);
@@ -110,7 +110,7 @@ fn a_missing_approval_blocks() {
 #[test]
 fn an_approval_by_the_author_does_not_count() {
     let mut ledger = Ledger::default();
-    ledger.into_dev(d(1), 0);
+    ledger.release_to_dev(d(1), 0);
     ledger.approve("staging", &d(1), "alice", false);
     // The author's email in another case, and an allowed approver otherwise.
     let seq = ledger.approve("staging", &d(1), "ERIN@example.com", false);
@@ -130,7 +130,7 @@ fn an_approval_by_the_author_does_not_count() {
 #[test]
 fn an_approval_for_another_digest_does_not_count() {
     let mut ledger = Ledger::default();
-    ledger.into_dev(d(1), 0);
+    ledger.release_to_dev(d(1), 0);
     ledger.approve("staging", &d(1), "alice", false);
     ledger.approve("staging", &d(9), "bob", false);
     let plan = plan_with(&ledger, "staging", &good_evidence(), 120);
@@ -145,7 +145,7 @@ fn an_approval_for_another_digest_does_not_count() {
 #[test]
 fn an_approval_from_outside_the_approvers_does_not_count() {
     let mut ledger = Ledger::default();
-    ledger.into_dev(d(1), 0);
+    ledger.release_to_dev(d(1), 0);
     ledger.approve("staging", &d(1), "alice", false);
     ledger.approve("staging", &d(1), "mallory", false);
     let plan = plan_with(&ledger, "staging", &good_evidence(), 120);
@@ -384,7 +384,7 @@ fn a_later_stage_takes_the_from_stages_current_digest_and_nothing_else() {
         "dev has no digest yet, so there is nothing to promote into staging (promote a digest into dev first)"
     );
     ledger.promote("dev", "ci", 0);
-    ledger.into_dev(d(2), 1);
+    ledger.release_to_dev(d(2), 1);
 
     let current = candidate(&stages, "staging", &ledger.entries, None).unwrap();
     assert_eq!(current.digest, d(2));
@@ -425,7 +425,7 @@ fn a_plan_made_stale_by_another_writer_fails_its_source_gate() {
     let mut ledger = staging_ready();
     let stages = stages();
     let stale = candidate(&stages, "staging", &ledger.entries, None).unwrap();
-    ledger.into_dev(d(2), 1);
+    ledger.release_to_dev(d(2), 1);
     let plan = plan(&stages, &stale, &ledger.entries, &good_evidence(), at(120)).unwrap();
     let source = gate(&plan, "source");
     assert!(!source.passed);

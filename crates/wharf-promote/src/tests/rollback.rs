@@ -6,7 +6,7 @@ use super::*;
 fn three_in_dev() -> Ledger {
     let mut ledger = Ledger::default();
     for (n, minute) in [(1, 0), (2, 10), (3, 20)] {
-        ledger.into_dev(d(n), minute);
+        ledger.release_to_dev(d(n), minute);
     }
     ledger
 }
@@ -49,7 +49,7 @@ fn rollbacks_walk_down_the_stack_then_stop_with_an_error() {
 fn a_promotion_after_a_rollback_pushes_on_the_shorter_stack() {
     let mut ledger = three_in_dev();
     ledger.rollback("dev", "bob", 30).unwrap();
-    ledger.into_dev(d(4), 40);
+    ledger.release_to_dev(d(4), 40);
     let stack: Vec<Digest> = states(&ledger.entries)["dev"]
         .stack
         .iter()
@@ -67,7 +67,7 @@ fn a_stage_with_one_promotion_or_none_has_nothing_to_roll_back_to() {
         err.to_string(),
         "dev has nothing to roll back to: nothing was ever promoted there"
     );
-    ledger.into_dev(d(1), 0);
+    ledger.release_to_dev(d(1), 0);
     let err = plan_rollback(&stages(), "dev", &ledger.entries).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -81,10 +81,10 @@ fn a_stage_with_one_promotion_or_none_has_nothing_to_roll_back_to() {
 #[test]
 fn a_rollback_moves_the_stage_tags_only_and_records_where() {
     let mut ledger = Ledger::default();
-    ledger.into_dev(d(1), 0);
+    ledger.release_to_dev(d(1), 0);
     ledger.promote("staging", "alice", 100);
     ledger.promote("production", "alice", 200);
-    ledger.into_dev(d(2), 300);
+    ledger.release_to_dev(d(2), 300);
     ledger.promote("staging", "alice", 400);
     ledger.promote("production", "alice", 500);
 

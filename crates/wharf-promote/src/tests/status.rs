@@ -13,11 +13,11 @@ fn tags_of(desired: &[DesiredTag], stage: &str) -> Vec<(String, Digest)> {
 /// d(1) through dev, staging and production; d(2) in dev and staging; approvals waiting.
 fn busy() -> Ledger {
     let mut ledger = Ledger::default();
-    ledger.into_dev(d(1), 0);
+    ledger.release_to_dev(d(1), 0);
     ledger.approve("staging", &d(1), "alice", false);
     ledger.promote("staging", "alice", 100);
     ledger.promote("production", "carol", 200);
-    ledger.into_dev(d(2), 300);
+    ledger.release_to_dev(d(2), 300);
     ledger.promote("staging", "bob", 400);
     ledger.approve("production", &d(2), "carol", true);
     ledger.approve("production", &d(2), "CAROL", true);
