@@ -153,30 +153,34 @@ pub(crate) fn size(bytes: Option<u64>, budget: u64) -> GateResult {
     }
 }
 
-/// Minutes the digest has spent in the `from` stage (or since CI verified it, for a first
-/// stage) against the minutes needed.
+/// Minutes since the digest entered the `from` stage (`from`), or since CI verified it for
+/// a first stage (`None`), against the minutes needed.
 pub(crate) fn soak(
     digest: &Digest,
-    place: &str,
+    from: Option<&str>,
     entered: Option<Timestamp>,
     needed: u64,
     now: Timestamp,
 ) -> GateResult {
+    let (event, missing) = match from {
+        Some(stage) => (format!("entered {stage}"), format!("is not in {stage}")),
+        None => (
+            "was verified by CI".to_owned(),
+            "has no verification entry".to_owned(),
+        ),
+    };
     let Some(entered) = entered else {
         return result(
             "soak",
             false,
-            format!(
-                "{} never entered {place}, {needed} min needed",
-                digest.short()
-            ),
+            format!("{} {missing}, {needed} min needed", digest.short()),
             json!({ "entered": null, "needed_minutes": needed }),
         );
     };
     let minutes = u64::try_from(now.duration_since(entered).as_secs()).unwrap_or(0) / 60;
     let evidence = json!({ "entered": entered, "minutes": minutes, "needed_minutes": needed });
     let message = format!(
-        "{} entered {place} {minutes} min ago, {needed} min needed",
+        "{} {event} {minutes} min ago, {needed} min needed",
         digest.short()
     );
     result("soak", minutes >= needed, message, evidence)

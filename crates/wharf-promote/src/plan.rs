@@ -214,19 +214,13 @@ pub fn plan(
         gates.push(gates::size(evidence.image_bytes, budget));
     }
     if let Some(needed) = rules.soak_minutes {
-        let (place, entered) = match from {
-            Some(f) => (
-                f.to_owned(),
-                from_current
-                    .filter(|c| &c.digest == digest)
-                    .map(|c| c.since),
-            ),
-            None => (
-                "CI verification".to_owned(),
-                verification_for(entries, digest).map(|e| e.when),
-            ),
+        let entered = match from {
+            Some(_) => from_current
+                .filter(|c| &c.digest == digest)
+                .map(|c| c.since),
+            None => verification_for(entries, digest).map(|e| e.when),
         };
-        gates.push(gates::soak(digest, &place, entered, needed, now));
+        gates.push(gates::soak(digest, from, entered, needed, now));
     }
     if let Some(bench) = &rules.benchmark {
         gates.push(benchmark::gate(

@@ -28,6 +28,16 @@ pub(crate) fn at(minutes: i64) -> Timestamp {
 
 pub(crate) const REG: &str = "docker://127.0.0.1:5000";
 
+/// What production moves for version 1.2.3 on 2026-03-02.
+pub(crate) const PRODUCTION_TAGS: [&str; 6] = [
+    "production",
+    "stable",
+    "1.2.3",
+    "1.2",
+    "1",
+    "production-2026-03-02",
+];
+
 /// dev (tests gate) -> staging (every gate but tests, 2 of 4 approvers) -> production
 /// (1 signed approval, semver and date tags), staging and production in one repository.
 pub(crate) fn stages() -> Vec<Stage> {

@@ -89,15 +89,24 @@ fn an_injected_critical_finding_blocks_with_the_finding_named() {
     assert!(only_failure(&plan, "scan").starts_with("scan: no scan report is attached to"));
 }
 
-#[test]
-fn a_missing_approval_blocks() {
+/// d(1) in dev since minute 0, with these (approver, digest) approvals for staging: the
+/// staging plan at minute 120, whose only failing gate must be approvals.
+fn staging_approved_by(approvals: &[(&str, u8)]) -> PromotionPlan {
     let mut ledger = Ledger::default();
     ledger.release_to_dev(d(1), 0);
-    ledger.approve("staging", &d(1), "alice", false);
-    // The same person twice is still one approval.
-    ledger.approve("staging", &d(1), "Alice", false);
+    for (who, n) in approvals {
+        ledger.approve("staging", &d(*n), who, false);
+    }
     let plan = plan_with(&ledger, "staging", &good_evidence(), 120);
-    let message = only_failure(&plan, "approvals");
+    only_failure(&plan, "approvals");
+    plan
+}
+
+#[test]
+fn a_missing_approval_blocks() {
+    // The same person twice is still one approval.
+    let plan = staging_approved_by(&[("alice", 1), ("Alice", 1)]);
+    let message = gate(&plan, "approvals").message.clone();
     assert!(
         message.starts_with("approvals: 1 of 2 (alice) (an allowed approver other than the author runs `cargo xtask approve staging sha256:"),
         "{message}"
@@ -109,13 +118,9 @@ fn a_missing_approval_blocks() {
 
 #[test]
 fn an_approval_by_the_author_does_not_count() {
-    let mut ledger = Ledger::default();
-    ledger.release_to_dev(d(1), 0);
-    ledger.approve("staging", &d(1), "alice", false);
     // The author's email in another case, and an allowed approver otherwise.
-    let seq = ledger.approve("staging", &d(1), "ERIN@example.com", false);
-    let plan = plan_with(&ledger, "staging", &good_evidence(), 120);
-    let message = only_failure(&plan, "approvals");
+    let plan = staging_approved_by(&[("alice", 1), ("ERIN@example.com", 1)]);
+    let message = gate(&plan, "approvals").message.clone();
     assert!(
         message.starts_with(
             "approvals: 1 of 2 (alice); not counted: ERIN@example.com (author of the change)"
@@ -123,18 +128,14 @@ fn an_approval_by_the_author_does_not_count() {
         "{message}"
     );
     let rejected = &gate(&plan, "approvals").evidence["rejected"][0];
-    assert_eq!(rejected["seq"], seq);
+    assert_eq!(rejected["seq"], 4);
     assert_eq!(rejected["reason"], "author of the change");
 }
 
 #[test]
 fn an_approval_for_another_digest_does_not_count() {
-    let mut ledger = Ledger::default();
-    ledger.release_to_dev(d(1), 0);
-    ledger.approve("staging", &d(1), "alice", false);
-    ledger.approve("staging", &d(9), "bob", false);
-    let plan = plan_with(&ledger, "staging", &good_evidence(), 120);
-    let message = only_failure(&plan, "approvals");
+    let plan = staging_approved_by(&[("alice", 1), ("bob", 9)]);
+    let message = gate(&plan, "approvals").message.clone();
     let expected = format!(
         "approvals: 1 of 2 (alice); not counted: bob (approved {} not this digest)",
         d(9).short()
@@ -144,12 +145,8 @@ fn an_approval_for_another_digest_does_not_count() {
 
 #[test]
 fn an_approval_from_outside_the_approvers_does_not_count() {
-    let mut ledger = Ledger::default();
-    ledger.release_to_dev(d(1), 0);
-    ledger.approve("staging", &d(1), "alice", false);
-    ledger.approve("staging", &d(1), "mallory", false);
-    let plan = plan_with(&ledger, "staging", &good_evidence(), 120);
-    let message = only_failure(&plan, "approvals");
+    let plan = staging_approved_by(&[("alice", 1), ("mallory", 1)]);
+    let message = gate(&plan, "approvals").message.clone();
     assert!(
         message.contains("not counted: mallory (not an allowed approver)"),
         "{message}"
@@ -448,17 +445,7 @@ fn production_moves_its_tags_the_version_tags_and_the_days_tag() {
     let plan = plan_with(&ledger, "production", &evidence, 200);
     assert!(plan.allowed(), "{plan}");
     let tags: Vec<&str> = plan.target.tags.iter().map(|t| t.as_str()).collect();
-    assert_eq!(
-        tags,
-        [
-            "production",
-            "stable",
-            "1.2.3",
-            "1.2",
-            "1",
-            "production-2026-03-02"
-        ]
-    );
+    assert_eq!(tags, PRODUCTION_TAGS);
 
     // A release candidate gets only its full version; no version label blocks.
     evidence.version = Some("v2.0.0-rc.1".into());
@@ -541,4 +528,37 @@ fn the_plan_prints_as_text_with_each_gate() {
     assert!(text.starts_with(&format!("promote {} into staging: blocked\n", d(1))));
     assert!(text.contains("  [FAIL] soak: "), "{text}");
     assert!(text.contains("  [pass] scan: "), "{text}");
+}
+
+#[test]
+fn a_first_stage_soaks_from_the_verification() {
+    let mut stages = stages();
+    stages[0].gates.soak_minutes = Some(30);
+    let mut ledger = Ledger::default();
+    ledger.verify(d(1), 0);
+    let candidate = candidate(&stages, "dev", &ledger.entries, None).unwrap();
+    let early = plan(
+        &stages,
+        &candidate,
+        &ledger.entries,
+        &good_evidence(),
+        at(29),
+    )
+    .unwrap();
+    assert_eq!(
+        only_failure(&early, "soak"),
+        format!(
+            "soak: {} was verified by CI 29 min ago, 30 min needed",
+            d(1).short()
+        )
+    );
+    let late = plan(
+        &stages,
+        &candidate,
+        &ledger.entries,
+        &good_evidence(),
+        at(30),
+    )
+    .unwrap();
+    assert!(late.allowed(), "{late}");
 }

@@ -43,17 +43,7 @@ fn status_shows_each_stage_its_digest_since_by_tags_and_what_waits() {
     let production = &status[2];
     assert_eq!(production.digest, Some(d(1)));
     assert_eq!(production.location, format!("{REG}/app"));
-    assert_eq!(
-        production.tags,
-        [
-            "production",
-            "stable",
-            "1.2.3",
-            "1.2",
-            "1",
-            "production-2026-03-02"
-        ]
-    );
+    assert_eq!(production.tags, PRODUCTION_TAGS);
     assert_eq!(
         production.waiting,
         [Waiting {
