@@ -46,7 +46,8 @@ pub struct Gates {
     /// The image's pushed size (config and layers) is at most this many bytes.
     #[serde(default)]
     pub max_image_bytes: Option<u64>,
-    /// The digest has been in the `from` stage for at least this many minutes.
+    /// The digest has been in the `from` stage for at least this many minutes (since it last
+    /// became current there); for a first stage, since CI verified it.
     #[serde(default)]
     pub soak_minutes: Option<u64>,
     /// No benchmark's p95 is more than `max_regression_percent` slower than the baseline.
