@@ -20,19 +20,28 @@ fn result(gate: &str, passed: bool, message: String, evidence: serde_json::Value
 }
 
 /// The digest is still where the candidate said: current in the `from` stage (`current`),
-/// or verified for a first stage. Re-checked at plan time because another writer may have
+/// or verified for a first stage (`verification`: the entry's seq). Re-checked at plan time because another writer may have
 /// moved the `from` stage since the candidate was chosen.
 pub(crate) fn source(
     digest: &Digest,
     from: Option<&str>,
     current: Option<(&Digest, u64)>,
+    verification: Option<u64>,
 ) -> GateResult {
     let Some(from) = from else {
+        let verified = verification.is_some();
+        let message = match verification {
+            Some(seq) => format!("{} was verified by CI (entry {seq})", digest.short()),
+            None => format!(
+                "{} has no verification entry (only digests the ci pipeline verified enter a first stage)",
+                digest.short()
+            ),
+        };
         return result(
             "source",
-            true,
-            format!("{} was verified by CI", digest.short()),
-            json!({ "digest": digest }),
+            verified,
+            message,
+            json!({ "digest": digest, "seq": verification }),
         );
     };
     let evidence =

@@ -1,7 +1,7 @@
 //! Promotion by digest: stages, gates, approvals, plans, rollback, status and DORA figures.
 //!
 //! Pure: no I/O, no clock, no environment. The caller reads the ledger (a list of verified
-//! [`Entry`]s) and gathers the [`Evidence`] (registry, files, `ssh-keygen`, HTTP), passes
+//! [`Entry`](wharf_ledger::Entry)s) and gathers the [`Evidence`] (registry, files, `ssh-keygen`, HTTP), passes
 //! `now` in, and applies what comes back. Promotion has two phases: [`candidate`] says which
 //! digest moves and what evidence to gather; [`plan`] turns that evidence into a
 //! [`PromotionPlan`] whose [`PromotionPlan::draft`] is the ledger entry to append before the

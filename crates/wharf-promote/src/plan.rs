@@ -199,10 +199,12 @@ pub fn plan(
     let from_state = from.map(|f| state_of(entries, f));
     let from_current = from_state.as_ref().and_then(|s| s.current());
 
+    let verification = verification_for(entries, digest);
     let mut gates = vec![gates::source(
         digest,
         from,
         from_current.map(|c| (&c.digest, c.seq)),
+        verification.map(|e| e.seq),
     )];
     if rules.tests {
         gates.push(gates::tests(entries, digest));
@@ -218,7 +220,7 @@ pub fn plan(
             Some(_) => from_current
                 .filter(|c| &c.digest == digest)
                 .map(|c| c.since),
-            None => verification_for(entries, digest).map(|e| e.when),
+            None => verification.map(|e| e.when),
         };
         gates.push(gates::soak(digest, from, entered, needed, now));
     }

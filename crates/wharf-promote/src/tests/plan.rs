@@ -562,3 +562,15 @@ fn a_first_stage_soaks_from_the_verification() {
     .unwrap();
     assert!(late.allowed(), "{late}");
 }
+
+#[test]
+fn a_first_stage_candidate_for_an_unverified_digest_fails_its_source_gate() {
+    let stages = stages();
+    let mut ledger = Ledger::default();
+    ledger.verify(d(1), 0);
+    let mut forged = candidate(&stages, "dev", &ledger.entries, None).unwrap();
+    forged.digest = d(7);
+    let plan = plan(&stages, &forged, &ledger.entries, &good_evidence(), at(1)).unwrap();
+    let failed: Vec<&str> = plan.failed().map(|g| g.gate.as_str()).collect();
+    assert_eq!(failed, ["source", "tests"], "{plan}");
+}
