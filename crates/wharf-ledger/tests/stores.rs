@@ -289,7 +289,7 @@ fn credentials_in_a_remote_url_never_reach_an_error() {
 fn a_hung_git_command_is_killed_at_its_time_bound_and_named() {
     let dir = tempfile::tempdir().unwrap();
     let local = repo(dir.path(), "runner", None);
-    let marker = format!("{}.{}", 600, std::process::id());
+    let marker = format!("120.{}", std::process::id());
     git(
         &local,
         &[
@@ -310,20 +310,45 @@ fn a_hung_git_command_is_killed_at_its_time_bound_and_named() {
         error.contains("took longer than 300ms and was killed"),
         "{error}"
     );
+    let ours = [marker.as_str(), dir.path().to_str().unwrap()];
     // The kill is sent before read() returns; give the kernel a bounded number of looks.
-    let alive = || {
-        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
-            std::fs::read(p.path().join("cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
-        })
-    };
     let gone = (0..200).any(|_| {
-        let gone = !alive();
+        let gone = leftovers(&ours).is_empty();
         if !gone {
-            std::thread::yield_now();
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         gone
     });
-    assert!(gone, "the ssh stand-in still runs after the timeout");
+    let left = leftovers(&ours);
+    // Survivors would hold whatever this test inherited (a build lock, say): end them.
+    for pid in &left {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", pid])
+            .status();
+    }
+    assert!(
+        gone,
+        "git or its ssh stand-in still ran after the timeout: {left:?}"
+    );
+}
+
+/// Processes whose command line holds one of `marks`: the ones this test started.
+fn leftovers(marks: &[&str]) -> Vec<String> {
+    let own = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|p| {
+            p.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<u32>().is_ok() && n != own)
+        })
+        .filter(|p| {
+            std::fs::read(p.path().join("cmdline")).is_ok_and(|c| {
+                let line = String::from_utf8_lossy(&c);
+                marks.iter().any(|m| line.contains(m))
+            })
+        })
+        .map(|p| p.file_name().to_string_lossy().into_owned())
+        .collect()
 }
