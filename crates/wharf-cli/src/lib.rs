@@ -9,14 +9,15 @@
 //!
 //! or, with commands of its own (this repository adds its benchmarks), [`main_with`].
 //!
-//! Exit codes: 0 success, 1 a step or build failed, 2 bad usage or config, 3 the scan's
-//! policy gate failed.
+//! Exit codes: 0 success, 1 a step or build failed, 2 bad usage or config, 3 a gate failed
+//! (the scan's policy gate, or a promotion's gates).
 
 mod ci;
 pub mod codegen;
 mod copy;
 mod image;
 mod matrix;
+mod promote;
 mod push;
 mod referrers;
 mod scan;
@@ -74,9 +75,25 @@ enum Command {
     Matrix(matrix::Args),
     /// List (or read) what is attached to an image in a registry: SBOMs and scan reports.
     Referrers(referrers::Args),
-    /// Write .github/workflows (ci.yml, release.yml) from the pipelines and the config, or
+    /// Write .github/workflows (ci.yml, release.yml, promote.yml) from the pipelines and the config, or
     /// check (--check) that the committed ones are up to date.
     Codegen(codegen::Args),
+    /// Promote a digest into a stage of [[stages]]: gates checked, copied by digest, tags
+    /// moved, recorded in the ledger (exit 3 when a gate fails).
+    Promote(promote::PromoteArgs),
+    /// Approve a digest for a stage (recorded in the ledger; optionally SSH-signed).
+    Approve(promote::ApproveArgs),
+    /// Move a stage back to its previous digest, from the ledger.
+    Rollback(promote::RollbackArgs),
+    /// Which digest is in each stage, since when, by whom, and what awaits approval.
+    Status(promote::StatusArgs),
+    /// The ledger's entries for a stage.
+    History(promote::HistoryArgs),
+    /// The promotion ledger: `ledger verify` checks its hash chain.
+    Ledger(promote::LedgerArgs),
+    /// DORA figures from the ledger: deployment frequency, lead time, change failure rate,
+    /// recovery time.
+    Dora(promote::DoraArgs),
 }
 
 /// Commands a repository adds to its own `cargo xtask` (see [`main_with`]).
@@ -201,6 +218,13 @@ fn run(command: Command, session: &Session) -> anyhow::Result<()> {
         Command::Scan(args) => scan::run(args, session),
         Command::Referrers(args) => referrers::run(args),
         Command::Matrix(args) => matrix::run(args, session),
+        Command::Promote(args) => promote::promote(args, session),
+        Command::Approve(args) => promote::approve(args, session),
+        Command::Rollback(args) => promote::rollback(args, session),
+        Command::Status(args) => promote::status(args, session),
+        Command::History(args) => promote::history(args, session),
+        Command::Ledger(args) => promote::ledger(args, session),
+        Command::Dora(args) => promote::dora(args, session),
         Command::Codegen(_) => unreachable!("needs the pipelines: App::main runs it"),
     }
 }

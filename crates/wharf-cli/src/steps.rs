@@ -296,6 +296,142 @@ impl Step for PushStep {
     }
 }
 
+/// Records in the promotion ledger that this run built and checked the image: the
+/// verification entry the `tests` gate of a promotion reads, with the commit, its time (for
+/// DORA's lead time), where the image is and the scan report. Added where the config has
+/// `[[stages]]`, after every other step. Never cached: the ledger is outside the workspace.
+pub struct RecordStep {
+    session: Arc<Session>,
+    needs: Vec<String>,
+}
+
+impl Step for RecordStep {
+    fn id(&self) -> &str {
+        "record"
+    }
+
+    fn needs(&self) -> Vec<String> {
+        self.needs.clone()
+    }
+
+    fn argv(&self) -> Vec<String> {
+        vec!["wharf-record".into()]
+    }
+
+    fn describe(&self) -> String {
+        "record the verified digest in the promotion ledger".into()
+    }
+
+    fn inputs(&self) -> Option<Inputs> {
+        None
+    }
+
+    fn run(&self, cx: &mut Context<'_>) -> Result<Outputs, StepError> {
+        let root = &self.session.root;
+        let image = cx
+            .outputs_of("image")
+            .cloned()
+            .ok_or_else(|| StepError::new("record needs the outputs of the image step"))?;
+        let Some(Output::Digest(digest)) = image.get("digest") else {
+            return Err(StepError::new("the image step recorded no digest"));
+        };
+        let digest: wharf_oci::Digest = digest.parse().map_err(step_error)?;
+        let location = match cx.outputs_of("push").and_then(|o| o.get("reference")) {
+            Some(Output::Reference(reference)) => {
+                let reference: wharf_oci::Reference = reference.parse().map_err(step_error)?;
+                format!(
+                    "docker://{}/{}",
+                    reference.registry(),
+                    reference.repository()
+                )
+            }
+            _ => {
+                let layout = path_of(Some(&image), "layout")
+                    .ok_or_else(|| StepError::new("the image step recorded no layout"))?;
+                let relative = layout.strip_prefix(root).unwrap_or(&layout);
+                format!("oci:{}", relative.display())
+            }
+        };
+        let scan_report = path_of(cx.outputs_of("scan"), "report").and_then(|path| {
+            let bytes = std::fs::read(&path).ok()?;
+            let relative = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            Some(serde_json::json!({
+                "path": relative,
+                "digest": wharf_oci::Digest::sha256(&bytes).to_string(),
+            }))
+        });
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .args(args)
+                .current_dir(root)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        let mut evidence = serde_json::json!({
+            "location": location,
+            "commit": git(&["rev-parse", "HEAD"]),
+            "commit_time": git(&["log", "-1", "--format=%cI", "HEAD"]),
+            "steps": self.needs,
+            "tags": match image.get("tags") { Some(Output::Tags(t)) => t.clone(), _ => Vec::new() },
+        });
+        if let Some(report) = scan_report {
+            evidence["scan_report"] = report;
+        }
+        let config = self.session.config().map_err(step_error)?;
+        let store = crate::promote::open_ledger(root, &config.ledger).map_err(step_error)?;
+        let who = crate::promote::who(root).unwrap_or_else(|_| "unknown".into());
+        // A run that changed nothing (a cached image) records nothing new.
+        let recorded = |entries: &[wharf_ledger::Entry]| {
+            entries
+                .iter()
+                .rev()
+                .find(|e| {
+                    e.kind == wharf_ledger::Kind::Verification
+                        && e.digest == digest
+                        && e.evidence["location"] == evidence["location"]
+                        && e.evidence["commit"] == evidence["commit"]
+                })
+                .cloned()
+        };
+        if let Some(entry) = recorded(&store.read().map_err(step_error)?) {
+            let _ = writeln!(
+                cx.log(),
+                "{digest} is already recorded as verified (ledger entry {})",
+                entry.seq
+            );
+            return Ok(Outputs::from([("entry".into(), Output::Count(entry.seq))]));
+        }
+        let entry = crate::promote::appended(store.append(
+            |_: &[wharf_ledger::Entry]| -> anyhow::Result<_> {
+                Ok(wharf_ledger::Draft {
+                    kind: wharf_ledger::Kind::Verification,
+                    who: who.clone(),
+                    when: jiff::Timestamp::now(),
+                    digest: digest.clone(),
+                    from: None,
+                    to: None,
+                    evidence: evidence.clone(),
+                    signature: None,
+                })
+            },
+        ))
+        .map_err(step_error)?;
+        let _ = writeln!(
+            cx.log(),
+            "recorded {digest} as verified ({location}) in the ledger {} (entry {})",
+            store.describe(),
+            entry.seq
+        );
+        Ok(Outputs::from([("entry".into(), Output::Count(entry.seq))]))
+    }
+}
+
 /// The steps a pipeline of `[ci] steps` is made of, and those left out (with why).
 pub fn ci(session: &Arc<Session>) -> anyhow::Result<(Pipeline, Vec<ci::Skipped>)> {
     let config = session.config()?;
@@ -327,7 +463,22 @@ pub fn ci(session: &Arc<Session>) -> anyhow::Result<(Pipeline, Vec<ci::Skipped>)
         before_push.push(boxed.id().to_string());
         pipeline.steps.push(boxed);
     }
+    add_record(session, config, &mut pipeline);
     Ok((pipeline, planned.skipped))
+}
+
+/// With `[[stages]]` and an image, the run ends by recording the image as verified (after
+/// every other step, the push included, so a failed step records nothing).
+fn add_record(session: &Arc<Session>, config: &Config, pipeline: &mut Pipeline) {
+    pipeline.steps.retain(|s| s.id() != "record");
+    if config.stages.is_empty() || !pipeline.steps.iter().any(|s| s.id() == "image") {
+        return;
+    }
+    let needs = pipeline.steps.iter().map(|s| s.id().to_string()).collect();
+    pipeline.steps.push(Box::new(RecordStep {
+        session: session.clone(),
+        needs,
+    }));
 }
 
 /// `ci`, then the push: what a version tag runs. The push destination is required.
@@ -342,13 +493,20 @@ pub fn release(session: &Arc<Session>) -> anyhow::Result<(Pipeline, Vec<ci::Skip
     let (mut pipeline, skipped) = ci(session)?;
     pipeline.name = "release".into();
     if !pipeline.steps.iter().any(|s| s.id() == "push") {
-        let needs = pipeline.steps.iter().map(|s| s.id().to_string()).collect();
+        let needs = pipeline
+            .steps
+            .iter()
+            .map(|s| s.id().to_string())
+            .filter(|id| id != "record")
+            .collect();
         pipeline.steps.push(Box::new(PushStep {
             session: session.clone(),
             destination: push.destination.clone(),
             needs,
         }));
     }
+    // The record goes last again, so it names where the push put the image.
+    add_record(session, config, &mut pipeline);
     Ok((pipeline, skipped))
 }
 

@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod registry;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

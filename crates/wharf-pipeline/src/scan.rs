@@ -265,3 +265,74 @@ pub fn sbom_documents(
         wharf_sbom::spdx_json(sbom, &meta),
     ))
 }
+
+/// A scan report read back (the JSON `cargo xtask scan` writes and attaches) and checked
+/// against the policy in force.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recheck {
+    /// The image the report is about, when it checked one.
+    pub image: Option<wharf_oci::Digest>,
+    /// What fails, one line each; empty when the report passes.
+    pub failures: Vec<String>,
+}
+
+/// Re-checks a scan report against `policy` on `today`: its vulnerabilities and warnings
+/// go through the gate again (so an ignore entry that has expired since, or a stricter
+/// `fail_on`, counts), while license violations and image-check errors count as recorded
+/// (the report does not carry what they were computed from).
+pub fn recheck(
+    report: &[u8],
+    policy: &Policy,
+    today: jiff::civil::Date,
+) -> Result<Recheck, String> {
+    #[derive(serde::Deserialize)]
+    struct Report {
+        #[serde(default)]
+        vulnerabilities: Vec<wharf_audit::Finding>,
+        #[serde(default)]
+        warnings: Vec<wharf_audit::Finding>,
+        #[serde(default)]
+        image: Option<serde_json::Value>,
+        #[serde(default)]
+        gate: Option<serde_json::Value>,
+    }
+    let report: Report = serde_json::from_slice(report)
+        .map_err(|e| format!("not a wharf scan report (the JSON of `cargo xtask scan`): {e}"))?;
+    let findings: Vec<Finding> = report
+        .vulnerabilities
+        .iter()
+        .map(|f| gate_finding(f, false))
+        .chain(report.warnings.iter().map(|f| gate_finding(f, true)))
+        .collect();
+    let gate = wharf_policy::evaluate(policy, today, &findings, &[]);
+    let mut failures: Vec<String> = gate.violations.iter().map(ToString::to_string).collect();
+    let recorded = report
+        .gate
+        .as_ref()
+        .and_then(|g| g["violations"].as_array().cloned())
+        .unwrap_or_default();
+    failures.extend(recorded.iter().filter(|v| v["kind"] == "license").map(|v| {
+        format!(
+            "{} {} is licensed {}: {}",
+            v["package"].as_str().unwrap_or("?"),
+            v["version"].as_str().unwrap_or("?"),
+            v["license"].as_str().unwrap_or("(none declared)"),
+            v["why"].as_str().unwrap_or("denied")
+        )
+    }));
+    let image = report.image.as_ref();
+    if let Some(checks) = image.and_then(|i| i["findings"].as_array()) {
+        failures.extend(
+            checks
+                .iter()
+                .filter(|f| f["level"] == "error")
+                .map(|f| format!("image check: {}", f["message"].as_str().unwrap_or("?"))),
+        );
+    }
+    Ok(Recheck {
+        image: image
+            .and_then(|i| i["image"].as_str())
+            .and_then(|d| d.parse().ok()),
+        failures,
+    })
+}

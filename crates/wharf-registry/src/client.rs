@@ -160,11 +160,16 @@ pub struct Client {
     auth: Mutex<HashMap<String, RegistryAuth>>,
 }
 
+/// Installs ring as rustls's crypto provider, once per process: reqwest is built without
+/// one so that no C library is linked. Any other HTTPS client in the process (webhooks,
+/// smoke checks) needs it too. A second call finds it installed, which is fine.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Client {
     pub fn new(config: Config) -> Result<Client> {
-        // reqwest is built without a crypto provider so no C library is linked: install
-        // ring's. A second call (another Client) finds it installed, which is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         if let Some(why) = &config.env_error {
             return Err(Error::Config(why.clone()));
         }

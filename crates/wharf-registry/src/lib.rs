@@ -21,7 +21,9 @@ mod remote;
 pub mod retry;
 pub mod tls;
 
-pub use client::{Access, Client, Config, Replay, TIMEOUT_ENV, check, is_loopback};
+pub use client::{
+    Access, Client, Config, Replay, TIMEOUT_ENV, check, install_crypto_provider, is_loopback,
+};
 pub use error::{Error, Result};
 pub use events::{BlobOutcome, Event};
 pub use push::PushReport;

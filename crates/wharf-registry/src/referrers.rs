@@ -29,6 +29,7 @@ use wharf_oci::{
 
 use crate::client::{Access, Client, Replay, check};
 use crate::error::{Error, Result};
+use crate::push::PushReport;
 use crate::remote::next_page;
 
 /// The OCI empty descriptor's content: the config of an artifact that has none.
@@ -204,6 +205,68 @@ impl Client {
             fallback_tag: Some(tag),
             referrers_api,
         })
+    }
+
+    /// Copies the artifact `descriptor` (a referrer of `from`, listed by
+    /// [`Client::referrers`]) to the same subject digest in `to`'s repository: its blobs
+    /// (mounted within one registry, so no byte is sent), its manifest by digest, and where
+    /// `to` has no referrers API the same fallbacks [`Client::attach`] writes (the
+    /// referrers index and the tag `sha256-<hex>.<suffix>`). The manifest bytes are copied
+    /// as they are, so the copy has the original's digest.
+    pub fn copy_referrer(
+        &self,
+        from: &Reference,
+        to: &Reference,
+        descriptor: &Descriptor,
+        suffix: &str,
+    ) -> Result<PushReport> {
+        let what = format!("copying referrer {} of {from} to {to}", descriptor.digest);
+        let subject_digest = subject_digest(to, &what)?;
+        let tag = fallback_tag(subject_digest, suffix);
+        validate_tag(&tag).map_err(|source| usage(what.clone(), source.to_string()))?;
+        let raw = self.manifest(&from.with_digest(descriptor.digest.clone()))?;
+        let manifest: Manifest =
+            serde_json::from_slice(&raw.bytes).map_err(|e| Error::Protocol {
+                what: what.clone(),
+                why: format!("the artifact manifest does not parse: {e}"),
+            })?;
+        if manifest.subject.as_ref().map(|s| &s.digest) != Some(subject_digest) {
+            return Err(Error::Protocol {
+                what,
+                why: "the artifact's subject is not the image being copied".into(),
+            });
+        }
+        let same_registry = from.registry() == to.registry();
+        let mut report = PushReport::default();
+        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            let open = || {
+                self.blob(
+                    from.registry(),
+                    from.repository(),
+                    &blob.digest,
+                    Some(blob.size),
+                )
+            };
+            let mount_from = same_registry.then_some(from.repository());
+            report.add(self.push_blob(to.registry(), to.repository(), blob, mount_from, &open)?);
+        }
+        report.digest = Some(raw.digest.clone());
+        if self.put_artifact(to, subject_digest, &raw.digest, &raw.bytes)? {
+            return Ok(report);
+        }
+        self.add_to_referrers_index(
+            to,
+            subject_digest,
+            referrer_descriptor(&manifest, &raw.bytes),
+        )?;
+        self.put_manifest(
+            to.registry(),
+            to.repository(),
+            &tag,
+            &raw.media_type,
+            &raw.bytes,
+        )?;
+        Ok(report)
     }
 
     /// PUTs the artifact manifest by digest; true if the registry answered `OCI-Subject`.

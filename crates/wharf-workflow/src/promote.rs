@@ -133,7 +133,7 @@ fn job(spec: &WorkflowSpec, promotion: &Promotion, stage: &Stage, released: bool
 }
 
 /// actions/checkout fetches branches and tags, never a ref such as refs/wharf/ledger.
-fn fetch_ledger(promotion: &Promotion) -> Node {
+pub(crate) fn fetch_ledger(promotion: &Promotion) -> Node {
     let refspec = format!("+{0}:{0}", promotion.ledger_ref);
     let line = format!(
         "git fetch {} {} || true",

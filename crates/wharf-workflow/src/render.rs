@@ -100,17 +100,31 @@ fn pipeline_job(spec: &WorkflowSpec, pipeline: &Pipeline) -> Map {
     if let (Trigger::Release, Some(registry)) = (pipeline.trigger, &spec.registry) {
         registry_env(registry, &mut env);
     }
+    // With stages, a release ends by recording its image as verified in the shared ledger
+    // (the `record` step), which the first promotion reads: the job fetches the ledger and
+    // may push it.
+    let ledger = match (pipeline.trigger, &spec.promotion) {
+        (Trigger::Release, Some(promotion)) => {
+            env.insert(
+                "WHARF_LEDGER_REMOTE".into(),
+                promotion.ledger_remote.clone(),
+            );
+            Some(promotion)
+        }
+        _ => None,
+    };
     let work = Map::new()
         .with("name", line.as_str())
         .with("run", line.as_str())
         .with_some("env", (!env.is_empty()).then(|| env_map(&env)));
-    let mut steps = vec![
-        checkout(TAGS),
+    let mut steps = vec![checkout(TAGS)];
+    steps.extend(ledger.map(crate::promote::fetch_ledger));
+    steps.extend([
         toolchains(spec, Install::All),
         cache_restore(spec, &cache_prefix(&pipeline.name)),
         work.into(),
         cache_save(spec),
-    ];
+    ]);
     steps.extend(pipeline.reports.iter().map(upload));
     let sarif = pipeline
         .reports
@@ -121,11 +135,19 @@ fn pipeline_job(spec: &WorkflowSpec, pipeline: &Pipeline) -> Map {
         .with("runs-on", RUNNER)
         .with_some(
             "permissions",
-            sarif.then(|| {
-                Map::new()
-                    .with("contents", "read")
-                    .comment("upload-sarif: advisories appear in GitHub code scanning.")
-                    .with("security-events", "write")
+            (sarif || ledger.is_some()).then(|| {
+                let contents = match ledger {
+                    Some(_) => Map::new()
+                        .comment("The record step pushes the ledger ref.")
+                        .with("contents", "write"),
+                    None => Map::new().with("contents", "read"),
+                };
+                match sarif {
+                    true => contents
+                        .comment("upload-sarif: advisories appear in GitHub code scanning.")
+                        .with("security-events", "write"),
+                    false => contents,
+                }
             }),
         )
         .with("steps", steps)

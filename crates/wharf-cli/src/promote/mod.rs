@@ -1,0 +1,626 @@
+//! `cargo xtask promote`, `approve`, `rollback`, `status`, `history`, `ledger verify` and
+//! `dora`: the I/O around the pure planning of `wharf_promote`.
+//!
+//! Every command that changes a stage follows one order (see docs/ARCHITECTURE.md,
+//! "Promotion"): repair any tag that disagrees with the ledger; plan from the ledger and
+//! the evidence; copy the image in by digest (no tag moves); append the ledger entry, the
+//! gates checked again on the ledger's tip inside the append; then move the tags until they
+//! equal the ledger's last entries. A crash anywhere leaves either nothing or a ledger
+//! entry whose tags the next command moves.
+
+mod evidence;
+mod identity;
+mod ledger;
+mod notify;
+mod place;
+mod smoke;
+mod ssh;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow};
+use jiff::Timestamp;
+use serde_json::json;
+use wharf_ledger::{AppendError, Entry, Store};
+use wharf_oci::Digest;
+use wharf_pipeline::Config;
+use wharf_promote::{Notification, Stage};
+use wharf_registry::Client;
+
+use crate::{GateFailed, Session, UsageError, stdout};
+use place::Place;
+
+pub(crate) use identity::who;
+pub use ledger::open as open_ledger;
+
+/// How many times the tags are moved and the ledger read again before giving up on a
+/// ledger that keeps changing under us.
+const CONVERGE_ROUNDS: usize = 20;
+
+#[derive(clap::Args)]
+pub struct PromoteArgs {
+    /// The stage to promote into, e.g. `staging`.
+    stage: String,
+    /// The digest to promote (default: the one current in the stage it comes from; for the
+    /// first stage, the last one CI verified).
+    #[arg(long)]
+    digest: Option<String>,
+    /// Print the plan (source, target, tags, each gate with its evidence) and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the plan or the outcome as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ApproveArgs {
+    /// The stage the approval is for.
+    stage: String,
+    /// The digest approved (an approval counts for this digest only).
+    #[arg(required_unless_present = "digest_option")]
+    digest: Option<String>,
+    /// The same, as an option (what the generated promotion workflow passes).
+    #[arg(long = "digest", value_name = "DIGEST", conflicts_with = "digest")]
+    digest_option: Option<String>,
+    /// Sign the approval with this SSH private key (`ssh-keygen -Y sign`), for stages that
+    /// require signed approvals.
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct RollbackArgs {
+    /// The stage to move back to its previous digest.
+    stage: String,
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct HistoryArgs {
+    /// The stage whose entries to list.
+    stage: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    command: LedgerCommand,
+}
+
+#[derive(clap::Subcommand)]
+pub enum LedgerCommand {
+    /// Check the hash chain: an edited, removed or reordered entry is named.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct DoraArgs {
+    /// The window, in days back from now.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    #[arg(long)]
+    json: bool,
+}
+
+/// A fault-injection point for the crash test (`tests/promote.rs`): with this variable set
+/// to a path, a command that changes a stage creates that file right after its ledger entry
+/// is written, then waits (at most two minutes) to be killed before it moves any tag.
+const PAUSE_ENV: &str = "WHARF_PAUSE_AFTER_LEDGER_WRITE";
+
+fn pause_after_ledger_write() {
+    if let Some(path) = std::env::var_os(PAUSE_ENV) {
+        let _ = std::fs::write(&path, b"");
+        std::thread::sleep(std::time::Duration::from_secs(120));
+    }
+}
+
+/// What every command here needs: the config's stages, the ledger, a registry client.
+struct Ctx<'a> {
+    session: &'a Session,
+    config: &'a Config,
+    store: Store,
+    client: Client,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(session: &'a Session) -> Result<Ctx<'a>> {
+        let config = session.config()?;
+        if config.stages.is_empty() {
+            return Err(crate::usage(format!(
+                "no [[stages]] in {}: add the stages a digest moves through, e.g.\n\
+                 [[stages]]\nname = \"dev\"\nlocation = \"oci:target/wharf/oci/app\"\n\n\
+                 [[stages]]\nname = \"staging\"\nfrom = \"dev\"\nlocation = \"docker://HOST/REPO\"",
+                session.config_path.display()
+            )));
+        }
+        if let Err(problems) = wharf_promote::validate(&config.stages) {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            return Err(crate::usage(format!(
+                "{}: {}",
+                session.config_path.display(),
+                list.join("; ")
+            )));
+        }
+        let insecure = config
+            .push
+            .as_ref()
+            .map(|p| p.insecure.clone())
+            .unwrap_or_default();
+        Ok(Ctx {
+            session,
+            config,
+            store: ledger::open(&session.root, &config.ledger)?,
+            client: crate::copy::client(true, insecure)?,
+        })
+    }
+
+    fn stages(&self) -> &[Stage] {
+        &self.config.stages
+    }
+
+    fn stage(&self, name: &str) -> Result<&Stage> {
+        self.stages()
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.stages().iter().map(|s| s.name.as_str()).collect();
+                crate::usage(format!(
+                    "no stage {name:?} in {} (stages: {})",
+                    self.session.config_path.display(),
+                    names.join(", ")
+                ))
+            })
+    }
+
+    fn place(&self, location: &str) -> Result<Place> {
+        Place::parse(location, &self.session.root)
+    }
+
+    fn entries(&self) -> Result<Vec<Entry>> {
+        self.store
+            .read()
+            .with_context(|| format!("reading the ledger ({})", self.store.describe()))
+    }
+
+    /// Moves every tag of `only` (or of every stage) to the digest the ledger's last entry
+    /// for that stage names, until a read of the ledger after the moves finds it unchanged:
+    /// then no writer appended meanwhile, and the tags equal the ledger. Returns what moved.
+    fn converge(&self, only: Option<&str>) -> Result<Vec<String>> {
+        let mut moved = Vec::new();
+        for _ in 0..CONVERGE_ROUNDS {
+            let entries = self.entries()?;
+            let tip = entries.last().map(Entry::hash);
+            for want in wharf_promote::desired(self.stages(), &entries) {
+                if only.is_some_and(|s| s != want.stage) {
+                    continue;
+                }
+                let place = self.place(&want.location)?;
+                let tag = want.tag.as_str();
+                if place.tag_digest(&self.client, tag)? == Some(want.digest.clone()) {
+                    continue;
+                }
+                if place.manifest(&self.client, &want.digest)?.is_none() {
+                    return Err(anyhow!(
+                        "the ledger puts {} in {} ({place}), but that image is not there: \
+                         promote it again (`cargo xtask promote {} --digest {}`)",
+                        want.digest,
+                        want.stage,
+                        want.stage,
+                        want.digest
+                    ));
+                }
+                place.move_tag(&self.client, tag, &want.digest)?;
+                moved.push(format!("{place}:{tag} -> {}", want.digest));
+            }
+            if self.entries()?.last().map(Entry::hash) == tip {
+                return Ok(moved);
+            }
+        }
+        Err(anyhow!(
+            "the ledger kept changing while the tags were moved ({CONVERGE_ROUNDS} rounds); \
+             run the command again"
+        ))
+    }
+
+    /// Repairs what a crash between a ledger write and a tag move left, saying so.
+    fn repair(&self) -> Result<()> {
+        for line in self.converge(None)? {
+            eprintln!("    repaired {line} (the ledger's last entry for the stage)");
+        }
+        Ok(())
+    }
+
+    fn notify(&self, notification: &Notification) {
+        for warning in notify::send(
+            &self.config.webhooks,
+            &notification.to_json(),
+            &notification.to_slack(),
+        ) {
+            eprintln!("warning: {warning}");
+        }
+    }
+}
+
+fn parse_digest(text: &str) -> Result<Digest> {
+    text.parse()
+        .map_err(|e| UsageError(anyhow!("{text:?} is not a digest (sha256:<64 hex>): {e}")).into())
+}
+
+pub fn promote(args: PromoteArgs, session: &Session) -> Result<()> {
+    let cx = Ctx::new(session)?;
+    let stage = cx.stage(&args.stage)?.clone();
+    let digest = args.digest.as_deref().map(parse_digest).transpose()?;
+    if !args.dry_run {
+        cx.repair()?;
+    }
+    let entries = cx.entries()?;
+    let candidate = wharf_promote::candidate(cx.stages(), &stage.name, &entries, digest)
+        .map_err(|e| UsageError(e.into()))?;
+    let evidence = evidence::gather(&cx, &stage, &candidate, &entries)?;
+    let now = Timestamp::now();
+    let plan = wharf_promote::plan(cx.stages(), &candidate, &entries, &evidence, now)
+        .map_err(|e| UsageError(e.into()))?;
+    if args.dry_run || !plan.allowed() {
+        print_plan(&plan, args.json)?;
+        if plan.allowed() {
+            return Ok(());
+        }
+        let failed = failed_gates(&plan);
+        if !args.dry_run {
+            let who = identity::who(&session.root).unwrap_or_else(|_| "unknown".into());
+            cx.notify(&Notification::gate_failed(&plan, &who, now));
+        }
+        return Err(GateFailed(format!(
+            "{} cannot go to {}: {failed}",
+            candidate.digest, stage.name
+        ))
+        .into());
+    }
+    let who = identity::who(&session.root)?;
+    let source = cx.place(&candidate.source.location)?;
+    let target = cx.place(&stage.location)?;
+    let copied = target.copy_in(&cx.client, &source, &candidate.digest)?;
+    // The gates again, on the ledger as it is when the entry is written: another runner may
+    // have promoted or rolled back meanwhile (the append retries on a new tip).
+    let entry = appended(cx.store.append(|entries: &[Entry]| -> Result<_> {
+        let candidate = wharf_promote::candidate(
+            cx.stages(),
+            &stage.name,
+            entries,
+            Some(candidate.digest.clone()),
+        )?;
+        let now = Timestamp::now();
+        let plan = wharf_promote::plan(cx.stages(), &candidate, entries, &evidence, now)?;
+        if !plan.allowed() {
+            return Err(GateFailed(format!(
+                "{} cannot go to {} any more: {}",
+                plan.digest,
+                plan.stage,
+                failed_gates(&plan)
+            ))
+            .into());
+        }
+        Ok(plan.draft(&who, now))
+    }))?;
+    pause_after_ledger_write();
+    cx.converge(Some(&stage.name))?;
+    cx.notify(&Notification::promoted(&plan, &who, entry.when));
+    let outcome = json!({
+        "stage": stage.name,
+        "digest": entry.digest,
+        "entry": entry.seq,
+        "tags": plan.target.tags,
+        "location": stage.location,
+        "copy": copied,
+        "gates": plan.gates,
+    });
+    if args.json {
+        stdout(&format!("{}\n", serde_json::to_string_pretty(&outcome)?))
+    } else {
+        stdout(&format!(
+            "promoted {} to {} ({}: {}), ledger entry {}\n    blobs: {} copied ({} bytes), {} mounted, {} already there\n",
+            entry.digest,
+            stage.name,
+            stage.location,
+            tag_list(&plan.target.tags),
+            entry.seq,
+            copied.blobs_uploaded,
+            copied.bytes_uploaded,
+            copied.blobs_mounted,
+            copied.blobs_skipped
+        ))
+    }
+}
+
+fn print_plan(plan: &wharf_promote::PromotionPlan, json: bool) -> Result<()> {
+    if json {
+        return stdout(&format!("{}\n", serde_json::to_string_pretty(plan)?));
+    }
+    stdout(&plan.to_string())
+}
+
+/// The failed gates' messages, each naming its gate and evidence.
+fn failed_gates(plan: &wharf_promote::PromotionPlan) -> String {
+    plan.failed()
+        .map(|g| g.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn tag_list(tags: &[wharf_tag::Tag]) -> String {
+    tags.iter()
+        .map(wharf_tag::Tag::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An append's error as the command's: a refusal of the caller's own check (a gate failed
+/// on the new tip) keeps its type, so that it maps to its exit code.
+pub(crate) fn appended(result: Result<Entry, AppendError<anyhow::Error>>) -> Result<Entry> {
+    result.map_err(|e| match e {
+        AppendError::Aborted(e) => e,
+        AppendError::Store(e) => e.into(),
+        AppendError::Draft(e) => e.into(),
+        contended @ AppendError::Contended { .. } => anyhow!("{contended}"),
+    })
+}
+
+pub fn approve(args: ApproveArgs, session: &Session) -> Result<()> {
+    let cx = Ctx::new(session)?;
+    let stage = cx.stage(&args.stage)?.clone();
+    let digest = parse_digest(
+        args.digest
+            .as_deref()
+            .or(args.digest_option.as_deref())
+            .expect("clap requires one"),
+    )?;
+    let who = identity::who(&session.root)?;
+    let signature = match &args.sign {
+        Some(key) => Some(ssh::sign(
+            key,
+            &wharf_promote::approval_message(&stage.name, &digest, &who),
+        )?),
+        None => None,
+    };
+    let entry = appended(cx.store.append(|_: &[Entry]| -> Result<_> {
+        Ok(wharf_promote::approval_draft(
+            &stage.name,
+            digest.clone(),
+            &who,
+            Timestamp::now(),
+            signature.clone(),
+        ))
+    }))?;
+    if args.json {
+        stdout(&format!("{}\n", serde_json::to_string_pretty(&entry)?))
+    } else {
+        stdout(&format!(
+            "{who} approved {digest} for {}{} (ledger entry {})\n",
+            stage.name,
+            if signature.is_some() { ", signed" } else { "" },
+            entry.seq
+        ))
+    }
+}
+
+pub fn rollback(args: RollbackArgs, session: &Session) -> Result<()> {
+    let cx = Ctx::new(session)?;
+    let stage = cx.stage(&args.stage)?.clone();
+    if !args.dry_run {
+        cx.repair()?;
+    }
+    let entries = cx.entries()?;
+    let plan = wharf_promote::plan_rollback(cx.stages(), &stage.name, &entries)
+        .map_err(|e| UsageError(e.into()))?;
+    if args.dry_run {
+        return if args.json {
+            stdout(&format!("{}\n", serde_json::to_string_pretty(&plan)?))
+        } else {
+            stdout(&format!(
+                "roll {} back from {} to {} (tags: {})\n",
+                plan.stage,
+                plan.from_digest,
+                plan.digest,
+                tag_list(&plan.tags)
+            ))
+        };
+    }
+    let place = cx.place(&stage.location)?;
+    if place.manifest(&cx.client, &plan.digest)?.is_none() {
+        return Err(anyhow!(
+            "{} is no longer in {place}: it cannot be rolled back to",
+            plan.digest
+        ));
+    }
+    let who = identity::who(&session.root)?;
+    // Planned again on the ledger's tip inside the append: a concurrent promotion or
+    // rollback changes what "back" is, and this one goes back from whatever is current.
+    let mut plan = plan;
+    let entry = appended(cx.store.append(|entries: &[Entry]| -> Result<_> {
+        plan = wharf_promote::plan_rollback(cx.stages(), &stage.name, entries)?;
+        Ok(plan.draft(&who, Timestamp::now()))
+    }))?;
+    pause_after_ledger_write();
+    cx.converge(Some(&stage.name))?;
+    cx.notify(&Notification::rolled_back(&plan, &who, entry.when));
+    if args.json {
+        stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json!({
+                "stage": stage.name, "from": plan.from_digest, "to": plan.digest,
+                "entry": entry.seq, "tags": plan.tags,
+            }))?
+        ))
+    } else {
+        stdout(&format!(
+            "rolled {} back from {} to {} (ledger entry {})\n",
+            stage.name, plan.from_digest, plan.digest, entry.seq
+        ))
+    }
+}
+
+pub fn status(args: StatusArgs, session: &Session) -> Result<()> {
+    let cx = Ctx::new(session)?;
+    let entries = cx.entries()?;
+    let status = wharf_promote::status(cx.stages(), &entries);
+    if args.json {
+        return stdout(&format!("{}\n", serde_json::to_string_pretty(&status)?));
+    }
+    let mut text = String::new();
+    for s in &status {
+        match &s.digest {
+            Some(digest) => text.push_str(&format!(
+                "{:<12} {digest}  since {} by {} (entry {}) tags: {}\n",
+                s.stage,
+                s.since.map(|t| t.to_string()).unwrap_or_default(),
+                s.by.clone().unwrap_or_default(),
+                s.seq.unwrap_or_default(),
+                tag_list(&s.tags)
+            )),
+            None => text.push_str(&format!("{:<12} (nothing promoted yet)\n", s.stage)),
+        }
+        for waiting in &s.waiting {
+            text.push_str(&format!(
+                "{:<12}   waiting: {} approved by {}\n",
+                "",
+                waiting.digest,
+                waiting.approvals.join(", ")
+            ));
+        }
+    }
+    stdout(&text)
+}
+
+pub fn history(args: HistoryArgs, session: &Session) -> Result<()> {
+    let cx = Ctx::new(session)?;
+    let stage = cx.stage(&args.stage)?.clone();
+    let entries = wharf_promote::history(&cx.entries()?, &stage.name);
+    if args.json {
+        return stdout(&format!("{}\n", serde_json::to_string_pretty(&entries)?));
+    }
+    let mut text = String::new();
+    for e in &entries {
+        text.push_str(&format!(
+            "{:>5} {} {:<12} {} {}{} by {}\n",
+            e.seq,
+            e.when,
+            format!("{:?}", e.kind).to_lowercase(),
+            e.digest,
+            e.from
+                .as_deref()
+                .map(|f| format!("{f} -> "))
+                .unwrap_or_default(),
+            e.to.as_deref().unwrap_or("-"),
+            e.who
+        ));
+    }
+    stdout(&text)
+}
+
+pub fn ledger(args: LedgerArgs, session: &Session) -> Result<()> {
+    let LedgerCommand::Verify { json } = args.command;
+    let config = session.config()?;
+    let store = ledger::open(&session.root, &config.ledger)?;
+    let raw = store.raw()?;
+    match wharf_ledger::verify(&raw) {
+        Ok(entries) => {
+            let tip = entries.last().map(Entry::hash);
+            if json {
+                stdout(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&json!({
+                        "ok": true, "entries": entries.len(), "tip": tip,
+                        "ledger": store.describe(),
+                    }))?
+                ))
+            } else {
+                stdout(&format!(
+                    "ledger {}: {} entries, the hash chain holds (tip {})\n",
+                    store.describe(),
+                    entries.len(),
+                    tip.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+                ))
+            }
+        }
+        Err(tamper) => {
+            if json {
+                stdout(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&json!({
+                        "ok": false, "error": tamper.to_string(), "ledger": store.describe(),
+                    }))?
+                ))?;
+            }
+            Err(anyhow!("ledger {}: {tamper}", store.describe()))
+        }
+    }
+}
+
+pub fn dora(args: DoraArgs, session: &Session) -> Result<()> {
+    let cx = Ctx::new(session)?;
+    let entries = cx.entries()?;
+    let last = final_stage(cx.stages());
+    let now = Timestamp::now();
+    let since = now
+        .checked_sub(jiff::SignedDuration::from_hours(24 * i64::from(args.days)))
+        .map_err(|e| UsageError(anyhow!("--days {}: {e}", args.days)))?;
+    let figures = wharf_promote::dora(cx.stages(), &entries, &last, since, now)
+        .map_err(|e| UsageError(e.into()))?;
+    if args.json {
+        return stdout(&format!("{}\n", serde_json::to_string_pretty(&figures)?));
+    }
+    let days = |m: &Option<wharf_promote::Median>| match m {
+        Some(m) => format!(
+            "{} (median of {})",
+            jiff::SignedDuration::from_secs(m.median_secs as i64),
+            m.samples
+        ),
+        None => "-".into(),
+    };
+    let rate = |r: Option<f64>| r.map_or("-".into(), |r| format!("{:.1}", r));
+    stdout(&format!(
+        "{} over the last {} days:\n    deployment frequency: {} ({} per day, {} per week)\n    lead time for changes: {}\n    change failure rate: {}\n    failed deployment recovery time: {} ({} not recovered)\n",
+        figures.stage,
+        args.days,
+        figures.deployments,
+        rate(figures.deployments_per_day),
+        rate(figures.deployments_per_week),
+        days(&figures.lead_time),
+        figures
+            .change_failure_rate
+            .map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
+        days(&figures.recovery_time),
+        figures.unrecovered
+    ))
+}
+
+/// The stage production is: the last one in the config that no other stage promotes from.
+fn final_stage(stages: &[Stage]) -> String {
+    stages
+        .iter()
+        .rev()
+        .find(|s| {
+            !stages
+                .iter()
+                .any(|o| o.from.as_deref() == Some(s.name.as_str()))
+        })
+        .map(|s| s.name.clone())
+        .expect("validate: the stages have no cycle, so one has no successor")
+}
