@@ -36,7 +36,10 @@ fn with_workflows(
     let step = WorkflowsUpToDate {
         session: session.clone(),
     };
-    Ok((pipeline.step(step), skipped))
+    let mut pipeline = pipeline.step(step);
+    // The ledger's verification entry still comes last, after this check too.
+    wharf::cli::steps::add_record(session, session.config()?, &mut pipeline);
+    Ok((pipeline, skipped))
 }
 
 /// `.github/workflows` is what `cargo xtask codegen` renders from these pipelines and the

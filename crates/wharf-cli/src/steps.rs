@@ -432,6 +432,171 @@ impl Step for RecordStep {
     }
 }
 
+/// Promotes into a stage of `[[stages]]` (`cargo xtask promote STAGE` as a step): the
+/// digest current in its `from` stage, or for a first stage the one the `record` step just
+/// verified. Fails when a gate blocks, naming each. Never cached: the ledger and the
+/// registry are outside the workspace.
+pub struct PromoteStep {
+    session: Arc<Session>,
+    stage: String,
+    id: String,
+    needs: Vec<String>,
+}
+
+impl PromoteStep {
+    /// Promotes into `stage` after the steps `needs`.
+    pub fn new(session: &Arc<Session>, stage: &str, needs: Vec<String>) -> PromoteStep {
+        PromoteStep {
+            session: session.clone(),
+            stage: stage.to_string(),
+            id: format!("promote-{stage}"),
+            needs,
+        }
+    }
+}
+
+impl Step for PromoteStep {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn needs(&self) -> Vec<String> {
+        self.needs.clone()
+    }
+
+    fn argv(&self) -> Vec<String> {
+        vec!["wharf-promote".into(), self.stage.clone()]
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "promote the verified digest into {}, through its gates",
+            self.stage
+        )
+    }
+
+    fn inputs(&self) -> Option<Inputs> {
+        None
+    }
+
+    fn run(&self, cx: &mut Context<'_>) -> Result<Outputs, StepError> {
+        // The digest this run recorded, when there is one: a first stage must take what this
+        // pipeline verified, not a newer verification by another runner.
+        let digest = match cx.outputs_of("image").and_then(|o| o.get("digest")) {
+            Some(Output::Digest(d)) if self.first_stage() => Some(d.parse().map_err(step_error)?),
+            _ => None,
+        };
+        use crate::promote::Outcome;
+        let promoted = match crate::promote::promote_into(&self.session, &self.stage, digest, false)
+            .map_err(step_error)?
+        {
+            Outcome::Promoted(promoted) => promoted,
+            Outcome::Blocked(plan) => {
+                let _ = write!(cx.log(), "{plan}");
+                return Err(step_error(crate::promote::blocked(&plan, "")));
+            }
+            Outcome::Planned(_) => unreachable!("not a dry run"),
+        };
+        for note in &promoted.notes {
+            let _ = writeln!(cx.log(), "{note}");
+        }
+        let _ = writeln!(
+            cx.log(),
+            "promoted {} to {} (ledger entry {})",
+            promoted.entry.digest,
+            self.stage,
+            promoted.entry.seq
+        );
+        Ok(promoted_outputs(&promoted))
+    }
+}
+
+impl PromoteStep {
+    fn first_stage(&self) -> bool {
+        self.session.config().is_ok_and(|c| {
+            c.stages
+                .iter()
+                .any(|s| s.name == self.stage && s.from.is_none())
+        })
+    }
+}
+
+/// Approves the digest waiting to come into a stage, as whoever runs the pipeline
+/// (`cargo xtask approve STAGE` as a step): for an automated approver, e.g. after a job
+/// that checked the digest in the stage before.
+pub struct ApproveStep {
+    session: Arc<Session>,
+    stage: String,
+    id: String,
+    needs: Vec<String>,
+}
+
+impl ApproveStep {
+    pub fn new(session: &Arc<Session>, stage: &str, needs: Vec<String>) -> ApproveStep {
+        ApproveStep {
+            session: session.clone(),
+            stage: stage.to_string(),
+            id: format!("approve-{stage}"),
+            needs,
+        }
+    }
+}
+
+impl Step for ApproveStep {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn needs(&self) -> Vec<String> {
+        self.needs.clone()
+    }
+
+    fn argv(&self) -> Vec<String> {
+        vec!["wharf-approve".into(), self.stage.clone()]
+    }
+
+    fn describe(&self) -> String {
+        format!("approve the digest waiting to come into {}", self.stage)
+    }
+
+    fn inputs(&self) -> Option<Inputs> {
+        None
+    }
+
+    fn run(&self, cx: &mut Context<'_>) -> Result<Outputs, StepError> {
+        let entry = crate::promote::approve_digest(&self.session, &self.stage, None, None)
+            .map_err(step_error)?;
+        let _ = writeln!(
+            cx.log(),
+            "{} approved {} for {} (ledger entry {})",
+            entry.who,
+            entry.digest,
+            self.stage,
+            entry.seq
+        );
+        Ok(Outputs::from([
+            ("digest".into(), Output::Digest(entry.digest.to_string())),
+            ("entry".into(), Output::Count(entry.seq)),
+        ]))
+    }
+}
+
+/// The promote step's outputs: the digest, its ledger entry and the tags moved.
+fn promoted_outputs(promoted: &crate::promote::Promoted) -> Outputs {
+    let tags = promoted.plan.target.tags.iter();
+    Outputs::from([
+        (
+            "digest".into(),
+            Output::Digest(promoted.entry.digest.to_string()),
+        ),
+        ("entry".into(), Output::Count(promoted.entry.seq)),
+        (
+            "tags".into(),
+            Output::Tags(tags.map(|t| t.as_str().to_string()).collect()),
+        ),
+    ])
+}
+
 /// The steps a pipeline of `[ci] steps` is made of, and those left out (with why).
 pub fn ci(session: &Arc<Session>) -> anyhow::Result<(Pipeline, Vec<ci::Skipped>)> {
     let config = session.config()?;
@@ -468,17 +633,23 @@ pub fn ci(session: &Arc<Session>) -> anyhow::Result<(Pipeline, Vec<ci::Skipped>)
 }
 
 /// With `[[stages]]` and an image, the run ends by recording the image as verified (after
-/// every other step, the push included, so a failed step records nothing).
-fn add_record(session: &Arc<Session>, config: &Config, pipeline: &mut Pipeline) {
-    pipeline.steps.retain(|s| s.id() != "record");
-    if config.stages.is_empty() || !pipeline.steps.iter().any(|s| s.id() == "image") {
-        return;
+/// every other step, the push included, so a failed step records nothing). A pipeline that
+/// adds steps of its own calls it again afterwards, so the record needs them too.
+pub fn add_record(session: &Arc<Session>, config: &Config, pipeline: &mut Pipeline) {
+    // The promotions that come after the record (`[push] promote_to`) stay after it.
+    let (promotions, mut steps): (Vec<_>, Vec<_>) = std::mem::take(&mut pipeline.steps)
+        .into_iter()
+        .filter(|s| s.id() != "record")
+        .partition(|s| s.id().starts_with("promote-") || s.id().starts_with("approve-"));
+    if !config.stages.is_empty() && steps.iter().any(|s| s.id() == "image") {
+        let needs = steps.iter().map(|s| s.id().to_string()).collect();
+        steps.push(Box::new(RecordStep {
+            session: session.clone(),
+            needs,
+        }));
     }
-    let needs = pipeline.steps.iter().map(|s| s.id().to_string()).collect();
-    pipeline.steps.push(Box::new(RecordStep {
-        session: session.clone(),
-        needs,
-    }));
+    steps.extend(promotions);
+    pipeline.steps = steps;
 }
 
 /// `ci`, then the push: what a version tag runs. The push destination is required.
@@ -507,6 +678,18 @@ pub fn release(session: &Arc<Session>) -> anyhow::Result<(Pipeline, Vec<ci::Skip
     }
     // The record goes last again, so it names where the push put the image.
     add_record(session, config, &mut pipeline);
+    if let Some(stage) = &push.promote_to {
+        if !config.stages.iter().any(|s| &s.name == stage) {
+            return Err(crate::usage(format!(
+                "{}: [push] promote_to = {stage:?} names no stage of [[stages]]",
+                session.config_path.display()
+            )));
+        }
+        let needs = pipeline.steps.iter().map(|s| s.id().to_string()).collect();
+        pipeline
+            .steps
+            .push(Box::new(PromoteStep::new(session, stage, needs)));
+    }
     Ok((pipeline, skipped))
 }
 

@@ -379,6 +379,11 @@ fn using_wharf() {
     check_page("using-wharf.md");
 }
 
+#[test]
+fn promotion() {
+    check_page("promotion.md");
+}
+
 /// A new page gets its test above, and its Rust blocks a doctest in `crates/wharf`.
 #[test]
 fn every_page_is_checked() {
@@ -393,6 +398,7 @@ fn every_page_is_checked() {
         "github-actions.md",
         "matrix.md",
         "pipelines.md",
+        "promotion.md",
         "registry.md",
         "scan.md",
         "using-wharf.md",

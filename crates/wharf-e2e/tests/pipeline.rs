@@ -280,7 +280,7 @@ fn the_committed_workflows_are_the_rendering_and_pass_the_validators() {
     let copy = tempfile::tempdir().unwrap();
     let workflows = copy.path().join(".github/workflows");
     std::fs::create_dir_all(&workflows).unwrap();
-    for name in ["ci.yml", "release.yml"] {
+    for name in ["ci.yml", "release.yml", "promote.yml"] {
         std::fs::copy(
             root.join(".github/workflows").join(name),
             workflows.join(name),
@@ -306,7 +306,7 @@ fn the_committed_workflows_are_the_rendering_and_pass_the_validators() {
     if !wharf_e2e::actions::require_check_jsonschema() {
         return;
     }
-    for name in ["ci.yml", "release.yml"] {
+    for name in ["ci.yml", "release.yml", "promote.yml"] {
         let dir = root.join(".github/workflows");
         wharf_e2e::actions::lint(linter, &dir, name).unwrap_or_else(|e| panic!("{name}: {e}"));
         wharf_e2e::actions::check_workflow_schema(&dir.join(name))

@@ -370,16 +370,38 @@ fn each_gate_blocks_with_its_evidence() {
         ],
         "bob",
     ));
+    // The smoke test: nothing listening fails it; an endpoint that answers 503 once, then
+    // 200, passes on the retry (both requests counted at the endpoint).
+    let closed = wharf_e2e::free_port();
+    let dead = config(
+        "dead",
+        &format!(
+            "smoke = {{ url = \"http://127.0.0.1:{closed}/health\", retries = 1, within_secs = 5 }}"
+        ),
+    );
+    fails(&promote(&dead, "ci"), 3, &["smoke", "health"]);
+    let (endpoint, requests) = flaky_endpoint(1);
+    // A webhook nobody listens to: the promotion goes on, with a warning.
     let passing = config(
         "passing",
-        "approvals = { required = 1, approvers = [\"bob\"], signed = true, allowed_signers = \"signers\" }\nbenchmark = { baseline = \"bench/base.json\", current = \"bench/ok.json\", max_regression_percent = 10 }",
+        &format!(
+            "approvals = {{ required = 1, approvers = [\"bob\"], signed = true, allowed_signers = \"signers\" }}\nbenchmark = {{ baseline = \"bench/base.json\", current = \"bench/ok.json\", max_regression_percent = 10 }}\nsmoke = {{ url = \"http://{}/health\", retries = 3, within_secs = 30 }}\n\n[[webhooks]]\nurl = \"http://127.0.0.1:{closed}/hook\"\n",
+            endpoint.host()
+        ),
     );
-    let promoted = ok(xt(
+    let out = xt(
         root,
         &["--config", &passing, "promote", "staging", "--json"],
         "ci",
-    ));
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("warning: webhook"),
+        "{}",
+        text(&out)
+    );
+    let promoted = ok(out);
     assert_eq!(promoted["digest"], built.as_str());
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
     assert_eq!(
         skopeo_digest(&format!(
             "oci:{}:staging",
@@ -387,6 +409,40 @@ fn each_gate_blocks_with_its_evidence() {
         )),
         built
     );
+}
+
+/// An HTTP endpoint on loopback that answers 503 to its first `failures` requests, then 200,
+/// and counts them.
+fn flaky_endpoint(
+    failures: usize,
+) -> (
+    wharf_e2e::registry::http::Server,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering;
+    use wharf_e2e::registry::http;
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = http::Server::start("smoke", {
+        let count = count.clone();
+        move |stream, _| {
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let mut writer = stream.try_clone().unwrap();
+            let mut reader = std::io::BufReader::new(stream);
+            while let Ok(Some(_)) = http::read_head(&mut reader) {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let (status, reason) = if n < failures {
+                    (503, "Service Unavailable")
+                } else {
+                    (200, "OK")
+                };
+                if http::respond(&mut writer, status, reason, &[], b"", false).is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .unwrap();
+    (server, count)
 }
 
 /// The tags of a stage in a layout, as skopeo reads them.
@@ -562,4 +618,40 @@ fn concurrent_promotions_and_rollbacks_lose_nothing() {
         layout_tag(root, "target/wharf/oci/app", "dev"),
         status[0]["digest"].as_str().unwrap()
     );
+}
+
+/// `[push] promote_to`: `cargo xtask release` pushes, records the image as verified, then
+/// its `promote-dev` step promotes exactly that digest into dev.
+#[test]
+fn a_release_can_end_by_promoting_its_image() {
+    let Some(registry) = wharf_e2e::registry::Registry::try_start(wharf_e2e::registry::Auth::None)
+    else {
+        return;
+    };
+    let dev = format!("docker://{}/team/app", registry.host());
+    let ws = fixture_workspace(&format!(
+        "[image]\npackage = \"app\"\n[push]\ndestination = \"{dev}\"\npromote_to = \"dev\"\n[ci]\nsteps = [\"image\"]\n\n[[stages]]\nname = \"dev\"\nlocation = \"{dev}\"\ngates = {{ tests = true }}\n"
+    ));
+    let root = ws.path();
+    let out = xtask_in(root, &["release", "--json"], &[("GITHUB_ACTOR", "ci")]);
+    let built = built_digest(&out);
+    let finished: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "finished")
+        .collect();
+    let order: Vec<&str> = finished
+        .iter()
+        .map(|e| e["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        ["image", "push", "record", "promote-dev"],
+        "{}",
+        text(&out)
+    );
+    assert_eq!(finished[3]["outputs"]["digest"]["value"], built.as_str());
+    let status = ok(xt(root, &["status", "--json"], "ci"));
+    assert_eq!(status[0]["digest"], built.as_str());
+    assert_eq!(status[0]["by"], "ci");
 }

@@ -50,10 +50,11 @@ impl GitLedger {
 
     /// The tip's commit and the ledger's bytes, after fetching the remote if there is one.
     pub(crate) fn read(&self) -> Result<(Option<String>, Vec<u8>), Error> {
-        if self.remote.is_some() {
-            self.fetch()?;
-        }
-        let Some(tip) = self.tip()? else {
+        let tip = match self.remote {
+            Some(_) => self.fetch()?,
+            None => self.tip()?,
+        };
+        let Some(tip) = tip else {
             return Ok((None, Vec::new()));
         };
         let bytes = self.ok(&["cat-file", "blob", &format!("{tip}:{FILE}")], None)?;
@@ -125,36 +126,49 @@ impl GitLedger {
         }
     }
 
-    /// Fetches the remote's ref over the local one, refusing a remote that dropped commits
-    /// this clone saw (the local ref then stays where it was, as evidence).
-    fn fetch(&self) -> Result<(), Error> {
+    /// The remote's tip, fetched into a ref of this process's own (other processes may
+    /// fetch into the same repository at once: fetching over the shared ref would fail to
+    /// lock it, or move it back). A remote that no longer holds what this clone saw (its
+    /// local ref) is refused. The local ref then follows the remote forward, unless another
+    /// process moved it meanwhile.
+    fn fetch(&self) -> Result<Option<String>, Error> {
         let remote = self
             .remote
             .as_deref()
             .expect("fetch is only called with a remote");
-        let before = self.tip()?;
-        let refspec = format!("+{0}:{0}", self.ref_name);
+        let seen = self.tip()?;
+        let scratch = format!(
+            "refs/wharf/fetched/{}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        );
+        let refspec = format!("+{}:{scratch}", self.ref_name);
         let args = ["fetch", "--quiet", "--no-tags", remote, refspec.as_str()];
         let out = self.run(&args, None)?;
         if !out.success {
             if out.stderr.contains("couldn't find remote ref") {
-                return match before {
-                    None => Ok(()),
+                return match seen {
+                    None => Ok(None),
                     Some(seen) => Err(self.lost(&seen, None)),
                 };
             }
             return Err(self.failed(&args, &out.stderr));
         }
-        let (Some(seen), Some(now)) = (before, self.tip()?) else {
-            return Ok(());
+        let now = self.resolve(&scratch)?;
+        self.run(&["update-ref", "-d", &scratch], None)?;
+        let Some(now) = now else {
+            return Ok(None);
         };
-        let ancestry = ["merge-base", "--is-ancestor", seen.as_str(), now.as_str()];
-        if seen == now || self.run(&ancestry, None)?.success {
-            return Ok(());
+        if let Some(seen) = &seen {
+            let ancestry = ["merge-base", "--is-ancestor", seen.as_str(), now.as_str()];
+            if seen != &now && !self.run(&ancestry, None)?.success {
+                return Err(self.lost(seen, Some(&now)));
+            }
         }
-        // Put the local ref back so the lost entries stay readable here.
-        self.run(&["update-ref", &self.ref_name, &seen, &now], None)?;
-        Err(self.lost(&seen, Some(&now)))
+        // Forward only, and only from what was read: a failed swap means another process
+        // moved the ref, which is as good.
+        let _ = self.swap(&now, seen.as_deref())?;
+        Ok(Some(now))
     }
 
     fn lost(&self, seen: &str, now: Option<&str>) -> Error {
@@ -167,7 +181,12 @@ impl GitLedger {
 
     /// The commit the ref points at locally, if it exists.
     fn tip(&self) -> Result<Option<String>, Error> {
-        let spec = format!("{}^{{commit}}", self.ref_name);
+        self.resolve(&self.ref_name)
+    }
+
+    /// The commit `name` points at, if it exists.
+    fn resolve(&self, name: &str) -> Result<Option<String>, Error> {
+        let spec = format!("{name}^{{commit}}");
         let out = self.run(&["rev-parse", "--verify", "--quiet", &spec], None)?;
         let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         Ok((out.success && !id.is_empty()).then_some(id))

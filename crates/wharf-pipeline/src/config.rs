@@ -122,6 +122,10 @@ pub struct PushConfig {
     /// over plain HTTP only if they do not speak TLS.
     #[serde(default)]
     pub insecure: Vec<String>,
+    /// The stage of `[[stages]]` the release promotes its image into once it is pushed and
+    /// recorded (a `promote-<stage>` step at the end of `cargo xtask release`).
+    #[serde(default)]
+    pub promote_to: Option<String>,
 }
 
 /// `[image]`: the image `cargo xtask image` builds.

@@ -285,11 +285,11 @@ pub fn recheck(
     policy: &Policy,
     today: jiff::civil::Date,
 ) -> Result<Recheck, String> {
+    // `vulnerabilities` and `warnings` are required: a document without them is not a
+    // report, and must not pass as a clean one.
     #[derive(serde::Deserialize)]
     struct Report {
-        #[serde(default)]
         vulnerabilities: Vec<wharf_audit::Finding>,
-        #[serde(default)]
         warnings: Vec<wharf_audit::Finding>,
         #[serde(default)]
         image: Option<serde_json::Value>,
@@ -335,4 +335,74 @@ pub fn recheck(
             .and_then(|d| d.parse().ok()),
         failures,
     })
+}
+
+#[cfg(test)]
+mod recheck_tests {
+    use super::*;
+
+    fn report(severity: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "passed": true,
+            "vulnerabilities": [{
+                "id": "RUSTSEC-2099-0001", "package": "foo", "version": "1.0.0",
+                "title": "t", "date": "2099-01-01", "severity": severity, "cvss": null,
+                "cvss_vector": null, "patched": [], "fixed_version": null,
+                "url": "https://rustsec.org", "aliases": ["CVE-2099-1"], "line": null,
+            }],
+            "warnings": [],
+            "image": {"image": format!("sha256:{}", "a".repeat(64)), "findings": [
+                {"check": "user", "level": "error", "message": "runs as root"}
+            ]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_report_is_judged_by_the_policy_in_force_not_by_its_own_verdict() {
+        let today = jiff::civil::date(2026, 11, 29);
+        let strict = Policy::default();
+        let checked = recheck(&report("critical"), &strict, today).unwrap();
+        assert!(
+            checked.failures[0].contains("RUSTSEC-2099-0001"),
+            "{checked:?}"
+        );
+        assert!(checked.failures.iter().any(|f| f.contains("runs as root")));
+        assert_eq!(checked.image.unwrap().hex(), "a".repeat(64));
+
+        let lenient = Policy {
+            fail_on: wharf_policy::Severity::Critical,
+            ..Policy::default()
+        };
+        let checked = recheck(&report("high"), &lenient, today).unwrap();
+        assert_eq!(checked.failures, ["image check: runs as root"]);
+
+        // An ignore entry by alias holds until it expires.
+        let ignoring = |expires| Policy {
+            ignore: vec![wharf_policy::Ignore {
+                id: "CVE-2099-1".into(),
+                reason: "not reachable".into(),
+                expires,
+            }],
+            ..Policy::default()
+        };
+        let held = recheck(
+            &report("critical"),
+            &ignoring(jiff::civil::date(2027, 1, 1)),
+            today,
+        );
+        assert_eq!(held.unwrap().failures.len(), 1);
+        let expired = recheck(
+            &report("critical"),
+            &ignoring(jiff::civil::date(2026, 1, 1)),
+            today,
+        );
+        assert!(expired.unwrap().failures.len() >= 2);
+
+        assert!(
+            recheck(b"[]", &strict, today)
+                .unwrap_err()
+                .contains("not a wharf scan report")
+        );
+    }
 }

@@ -24,7 +24,7 @@ use serde_json::json;
 use wharf_ledger::{AppendError, Entry, Store};
 use wharf_oci::Digest;
 use wharf_pipeline::Config;
-use wharf_promote::{Notification, Stage};
+use wharf_promote::{Notification, PromotionPlan, Stage};
 use wharf_registry::Client;
 
 use crate::{GateFailed, Session, UsageError, stdout};
@@ -57,8 +57,8 @@ pub struct PromoteArgs {
 pub struct ApproveArgs {
     /// The stage the approval is for.
     stage: String,
-    /// The digest approved (an approval counts for this digest only).
-    #[arg(required_unless_present = "digest_option")]
+    /// The digest approved (an approval counts for this digest only). Default: the one
+    /// waiting to come in (the `from` stage's current digest), printed with the approval.
     digest: Option<String>,
     /// The same, as an option (what the generated promotion workflow passes).
     #[arg(long = "digest", value_name = "DIGEST", conflicts_with = "digest")]
@@ -239,22 +239,25 @@ impl<'a> Ctx<'a> {
         ))
     }
 
-    /// Repairs what a crash between a ledger write and a tag move left, saying so.
-    fn repair(&self) -> Result<()> {
-        for line in self.converge(None)? {
-            eprintln!("    repaired {line} (the ledger's last entry for the stage)");
-        }
-        Ok(())
+    /// Repairs what a crash between a ledger write and a tag move left; says what moved.
+    fn repair(&self) -> Result<Vec<String>> {
+        Ok(self
+            .converge(None)?
+            .into_iter()
+            .map(|line| format!("    repaired {line} (the ledger's last entry for the stage)"))
+            .collect())
     }
 
-    fn notify(&self, notification: &Notification) {
-        for warning in notify::send(
+    /// Sends to the webhooks; returns the warnings to show.
+    fn notify(&self, notification: &Notification) -> Vec<String> {
+        notify::send(
             &self.config.webhooks,
             &notification.to_json(),
             &notification.to_slack(),
-        ) {
-            eprintln!("warning: {warning}");
-        }
+        )
+        .into_iter()
+        .map(|warning| format!("warning: {warning}"))
+        .collect()
     }
 }
 
@@ -263,12 +266,52 @@ fn parse_digest(text: &str) -> Result<Digest> {
         .map_err(|e| UsageError(anyhow!("{text:?} is not a digest (sha256:<64 hex>): {e}")).into())
 }
 
-pub fn promote(args: PromoteArgs, session: &Session) -> Result<()> {
+/// What a promotion did, or would do.
+pub enum Outcome {
+    /// `--dry-run`: the plan, every gate passing.
+    Planned(PromotionPlan),
+    /// A gate failed: nothing was copied, written or moved.
+    Blocked(PromotionPlan),
+    Promoted(Box<Promoted>),
+}
+
+/// A promotion carried out.
+pub struct Promoted {
+    pub plan: PromotionPlan,
+    pub entry: Entry,
+    pub copied: wharf_pipeline::copy::CopyReport,
+    /// Lines of the repairs made first and of the webhook warnings, for the log.
+    pub notes: Vec<String>,
+}
+
+impl Promoted {
+    fn json(&self, location: &str) -> serde_json::Value {
+        json!({
+            "stage": self.plan.stage,
+            "digest": self.entry.digest,
+            "entry": self.entry.seq,
+            "tags": self.plan.target.tags,
+            "location": location,
+            "copy": self.copied,
+            "gates": self.plan.gates,
+        })
+    }
+}
+
+/// Promotes `digest` (default: the candidate) into `stage_name`: repair, plan, copy by
+/// digest, append (the gates again on the tip), move the tags, notify. What `cargo xtask
+/// promote` and the promote step share.
+pub fn promote_into(
+    session: &Session,
+    stage_name: &str,
+    digest: Option<Digest>,
+    dry_run: bool,
+) -> Result<Outcome> {
     let cx = Ctx::new(session)?;
-    let stage = cx.stage(&args.stage)?.clone();
-    let digest = args.digest.as_deref().map(parse_digest).transpose()?;
-    if !args.dry_run {
-        cx.repair()?;
+    let stage = cx.stage(stage_name)?.clone();
+    let mut notes = Vec::new();
+    if !dry_run {
+        notes.extend(cx.repair()?);
     }
     let entries = cx.entries()?;
     let candidate = wharf_promote::candidate(cx.stages(), &stage.name, &entries, digest)
@@ -277,21 +320,17 @@ pub fn promote(args: PromoteArgs, session: &Session) -> Result<()> {
     let now = Timestamp::now();
     let plan = wharf_promote::plan(cx.stages(), &candidate, &entries, &evidence, now)
         .map_err(|e| UsageError(e.into()))?;
-    if args.dry_run || !plan.allowed() {
-        print_plan(&plan, args.json)?;
-        if plan.allowed() {
-            return Ok(());
-        }
-        let failed = failed_gates(&plan);
-        if !args.dry_run {
+    if !plan.allowed() {
+        if !dry_run {
             let who = identity::who(&session.root).unwrap_or_else(|_| "unknown".into());
-            cx.notify(&Notification::gate_failed(&plan, &who, now));
+            for warning in cx.notify(&Notification::gate_failed(&plan, &who, now)) {
+                eprintln!("{warning}");
+            }
         }
-        return Err(GateFailed(format!(
-            "{} cannot go to {}: {failed}",
-            candidate.digest, stage.name
-        ))
-        .into());
+        return Ok(Outcome::Blocked(plan));
+    }
+    if dry_run {
+        return Ok(Outcome::Planned(plan));
     }
     let who = identity::who(&session.root)?;
     let source = cx.place(&candidate.source.location)?;
@@ -309,36 +348,69 @@ pub fn promote(args: PromoteArgs, session: &Session) -> Result<()> {
         let now = Timestamp::now();
         let plan = wharf_promote::plan(cx.stages(), &candidate, entries, &evidence, now)?;
         if !plan.allowed() {
-            return Err(GateFailed(format!(
-                "{} cannot go to {} any more: {}",
-                plan.digest,
-                plan.stage,
-                failed_gates(&plan)
-            ))
-            .into());
+            return Err(blocked(&plan, " any more"));
         }
         Ok(plan.draft(&who, now))
     }))?;
     pause_after_ledger_write();
     cx.converge(Some(&stage.name))?;
-    cx.notify(&Notification::promoted(&plan, &who, entry.when));
-    let outcome = json!({
-        "stage": stage.name,
-        "digest": entry.digest,
-        "entry": entry.seq,
-        "tags": plan.target.tags,
-        "location": stage.location,
-        "copy": copied,
-        "gates": plan.gates,
-    });
+    notes.extend(cx.notify(&Notification::promoted(&plan, &who, entry.when)));
+    Ok(Outcome::Promoted(Box::new(Promoted {
+        plan,
+        entry,
+        copied,
+        notes,
+    })))
+}
+
+/// The error of a blocked promotion: exit code 3, each failed gate with its evidence.
+pub fn blocked(plan: &PromotionPlan, qualifier: &str) -> anyhow::Error {
+    GateFailed(format!(
+        "{} cannot go to {}{qualifier}: {}",
+        plan.digest,
+        plan.stage,
+        failed_gates(plan)
+    ))
+    .into()
+}
+
+pub fn promote(args: PromoteArgs, session: &Session) -> Result<()> {
+    let digest = args.digest.as_deref().map(parse_digest).transpose()?;
+    let promoted = match promote_into(session, &args.stage, digest, args.dry_run)? {
+        Outcome::Planned(plan) => return print_plan(&plan, args.json),
+        Outcome::Blocked(plan) => {
+            print_plan(&plan, args.json)?;
+            return Err(blocked(&plan, ""));
+        }
+        Outcome::Promoted(promoted) => promoted,
+    };
+    for note in &promoted.notes {
+        eprintln!("{note}");
+    }
+    let Promoted {
+        plan,
+        entry,
+        copied,
+        ..
+    } = promoted.as_ref();
+    let location = &session
+        .config()?
+        .stages
+        .iter()
+        .find(|s| s.name == plan.stage)
+        .map(|s| s.location.clone())
+        .unwrap_or_default();
     if args.json {
-        stdout(&format!("{}\n", serde_json::to_string_pretty(&outcome)?))
+        stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&promoted.json(location))?
+        ))
     } else {
         stdout(&format!(
             "promoted {} to {} ({}: {}), ledger entry {}\n    blobs: {} copied ({} bytes), {} mounted, {} already there\n",
             entry.digest,
-            stage.name,
-            stage.location,
+            plan.stage,
+            location,
             tag_list(&plan.target.tags),
             entry.seq,
             copied.blobs_uploaded,
@@ -382,24 +454,34 @@ pub(crate) fn appended(result: Result<Entry, AppendError<anyhow::Error>>) -> Res
     })
 }
 
-pub fn approve(args: ApproveArgs, session: &Session) -> Result<()> {
+/// Records an approval of `digest` (default: the digest waiting to come into the stage)
+/// by whoever runs this, signed with the SSH key `sign` if given. What `cargo xtask approve`
+/// and the approve step share.
+pub fn approve_digest(
+    session: &Session,
+    stage_name: &str,
+    digest: Option<Digest>,
+    sign: Option<&std::path::Path>,
+) -> Result<Entry> {
     let cx = Ctx::new(session)?;
-    let stage = cx.stage(&args.stage)?.clone();
-    let digest = parse_digest(
-        args.digest
-            .as_deref()
-            .or(args.digest_option.as_deref())
-            .expect("clap requires one"),
-    )?;
+    let stage = cx.stage(stage_name)?.clone();
+    let digest = match digest {
+        Some(digest) => digest,
+        None => {
+            wharf_promote::candidate(cx.stages(), &stage.name, &cx.entries()?, None)
+                .map_err(|e| UsageError(e.into()))?
+                .digest
+        }
+    };
     let who = identity::who(&session.root)?;
-    let signature = match &args.sign {
+    let signature = match sign {
         Some(key) => Some(ssh::sign(
             key,
             &wharf_promote::approval_message(&stage.name, &digest, &who),
         )?),
         None => None,
     };
-    let entry = appended(cx.store.append(|_: &[Entry]| -> Result<_> {
+    appended(cx.store.append(|_: &[Entry]| -> Result<_> {
         Ok(wharf_promote::approval_draft(
             &stage.name,
             digest.clone(),
@@ -407,14 +489,30 @@ pub fn approve(args: ApproveArgs, session: &Session) -> Result<()> {
             Timestamp::now(),
             signature.clone(),
         ))
-    }))?;
+    }))
+}
+
+pub fn approve(args: ApproveArgs, session: &Session) -> Result<()> {
+    let digest = args
+        .digest
+        .as_deref()
+        .or(args.digest_option.as_deref())
+        .map(parse_digest)
+        .transpose()?;
+    let entry = approve_digest(session, &args.stage, digest, args.sign.as_deref())?;
     if args.json {
         stdout(&format!("{}\n", serde_json::to_string_pretty(&entry)?))
     } else {
         stdout(&format!(
-            "{who} approved {digest} for {}{} (ledger entry {})\n",
-            stage.name,
-            if signature.is_some() { ", signed" } else { "" },
+            "{} approved {} for {}{} (ledger entry {})\n",
+            entry.who,
+            entry.digest,
+            args.stage,
+            if entry.signature.is_some() {
+                ", signed"
+            } else {
+                ""
+            },
             entry.seq
         ))
     }
@@ -424,7 +522,9 @@ pub fn rollback(args: RollbackArgs, session: &Session) -> Result<()> {
     let cx = Ctx::new(session)?;
     let stage = cx.stage(&args.stage)?.clone();
     if !args.dry_run {
-        cx.repair()?;
+        for line in cx.repair()? {
+            eprintln!("{line}");
+        }
     }
     let entries = cx.entries()?;
     let plan = wharf_promote::plan_rollback(cx.stages(), &stage.name, &entries)
@@ -459,7 +559,9 @@ pub fn rollback(args: RollbackArgs, session: &Session) -> Result<()> {
     }))?;
     pause_after_ledger_write();
     cx.converge(Some(&stage.name))?;
-    cx.notify(&Notification::rolled_back(&plan, &who, entry.when));
+    for warning in cx.notify(&Notification::rolled_back(&plan, &who, entry.when)) {
+        eprintln!("{warning}");
+    }
     if args.json {
         stdout(&format!(
             "{}\n",
