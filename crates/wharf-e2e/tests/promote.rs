@@ -458,7 +458,11 @@ fn rollback_and_a_crash_between_the_ledger_and_the_tag_are_repaired() {
     if !wharf_e2e::require_skopeo() {
         return;
     }
-    let ws = fixture_workspace(LAYOUT_STAGES);
+    let hooks = wharf_e2e::webhook::Receiver::start();
+    let ws = fixture_workspace(&format!(
+        "{LAYOUT_STAGES}\n[[webhooks]]\nurl = \"{}\"\n",
+        hooks.url()
+    ));
     let root = ws.path();
     let first = built_digest(&xtask_in(
         root,
@@ -538,6 +542,19 @@ fn rollback_and_a_crash_between_the_ledger_and_the_tag_are_repaired() {
     );
     assert_eq!(layout_tag(root, dev, "dev"), first);
     ok(xt(root, &["ledger", "verify", "--json"], "ci"));
+    // One message per promotion and rollback that happened (the killed one sent none).
+    let received = hooks.received();
+    let count = |event: &str| received.iter().filter(|m| m["event"] == event).count();
+    assert_eq!(
+        (count("promotion"), count("rollback")),
+        (2, 2),
+        "{received:?}"
+    );
+    let last = received.last().unwrap();
+    assert_eq!(
+        (&last["stage"], &last["digest"]),
+        (&json!("dev"), &json!(first))
+    );
 }
 
 /// 20 promotions and rollbacks at once, from separate processes, with the ledger shared
