@@ -6,8 +6,12 @@ mod bench_matrix;
 mod bench_pipeline;
 mod bench_registry;
 mod bench_scan;
+mod loopback;
 
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
 
 use wharf::cli::{Extension, Session};
 
@@ -16,6 +20,22 @@ fn timed<E>(f: impl FnOnce() -> Result<(), E>) -> Result<Duration, E> {
     let started = Instant::now();
     f()?;
     Ok(started.elapsed())
+}
+
+/// Runs `command` (stdin closed) to its end; when it fails, its stderr is the error.
+fn checked(command: &mut Command) -> anyhow::Result<Output> {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{command:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
 }
 
 /// The median of `times` (sorted in place).
