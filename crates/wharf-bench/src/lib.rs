@@ -4,6 +4,7 @@
 mod bench;
 mod bench_matrix;
 mod bench_pipeline;
+mod bench_promote;
 mod bench_registry;
 mod bench_scan;
 mod loopback;
@@ -57,6 +58,9 @@ pub enum Bench {
     /// Time the pipeline engine on a no-op `cargo xtask ci` (all cached) against the cold
     /// run and plain cargo.
     BenchPipeline(bench_pipeline::Args),
+    /// Time `promote` (gates included) and `rollback` against `skopeo copy` of the same
+    /// image on a local registry.
+    BenchPromote(bench_promote::Args),
 }
 
 impl Extension for Bench {
@@ -67,6 +71,7 @@ impl Extension for Bench {
             Bench::BenchScan(args) => args.run(session),
             Bench::BenchMatrix(args) => bench_matrix::run(args, session),
             Bench::BenchPipeline(args) => bench_pipeline::run_bench(args),
+            Bench::BenchPromote(args) => bench_promote::run(args),
         }
     }
 }
