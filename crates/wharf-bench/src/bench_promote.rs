@@ -428,6 +428,10 @@ pub fn run(args: Args) -> Result<()> {
         secs(pw) - secs(dry) - secs(copy) - secs(append)
     );
     println!(
+        "  the ledger (a git ref) held {} entries at the end; wharf reads the whole chain several times per command, so its times grow with it",
+        fx.ledger.read()?.len()
+    );
+    println!(
         "  wharf's rollback split: `ledger verify` process (start, config, one ledger read) {:.3} s; \
          `status` process (the same and the registry client) {:.3} s; the rest (repair check, \
          ledger reads, append, tag) {:.3} s",
@@ -456,4 +460,22 @@ fn gate_names(gates: &Value) -> String {
                 .join(", ")
         })
         .unwrap_or_else(|| "?".into())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The bench's stages stay a config that `promote` accepts, with the gates it claims to
+    /// time: the run itself needs a registry and skopeo, this does not.
+    #[test]
+    fn the_stages_parse_and_validate_with_every_gate() {
+        let text = super::stages("127.0.0.1:5000", "app-staging", 1 << 30);
+        let config = wharf::pipeline::Config::parse(&text, "wharf.toml".as_ref()).unwrap();
+        wharf_promote::validate(&config.stages).unwrap();
+        let staging = &config.stages[1];
+        assert_eq!(staging.from.as_deref(), Some("dev"));
+        let gates = &staging.gates;
+        assert!(gates.tests && gates.scan, "{gates:?}");
+        assert_eq!(gates.max_image_bytes, Some(1 << 30));
+        assert_eq!(gates.approvals.as_ref().map(|a| a.required), Some(1));
+    }
 }
