@@ -158,21 +158,14 @@ fn time_hack(fixture: &Path, target: &Path) -> Result<Duration> {
 }
 
 fn quiet(command: &mut Command, dir: &Path, target: &Path) -> Result<()> {
-    let out = command
-        .current_dir(dir)
-        .env("CARGO_TARGET_DIR", target)
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("CARGO")
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {command:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{command:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
+    crate::checked(
+        command
+            .current_dir(dir)
+            .env("CARGO_TARGET_DIR", target)
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("CARGO"),
+    )
+    .map(drop)
 }
 
 fn ratio(a: Duration, b: Duration) -> f64 {

@@ -13,10 +13,10 @@
 //! The no-op runs and the plain cargo runs take turns; medians are compared.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::{median, timed};
+use crate::{checked, median, timed};
 use anyhow::{Context, Result, bail};
 
 #[derive(clap::Args)]
@@ -68,14 +68,7 @@ fn fixture(dir: &Path) -> Result<()> {
 }
 
 fn run(command: &mut Command) -> Result<()> {
-    let out = command.stdin(Stdio::null()).output()?;
-    if !out.status.success() {
-        bail!(
-            "{command:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
+    checked(command).map(drop)
 }
 
 fn ms(d: Duration) -> f64 {

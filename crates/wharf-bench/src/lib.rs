@@ -4,10 +4,15 @@
 mod bench;
 mod bench_matrix;
 mod bench_pipeline;
+mod bench_promote;
 mod bench_registry;
 mod bench_scan;
+mod loopback;
 
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
 
 use wharf::cli::{Extension, Session};
 
@@ -16,6 +21,22 @@ fn timed<E>(f: impl FnOnce() -> Result<(), E>) -> Result<Duration, E> {
     let started = Instant::now();
     f()?;
     Ok(started.elapsed())
+}
+
+/// Runs `command` (stdin closed) to its end; when it fails, its stderr is the error.
+fn checked(command: &mut Command) -> anyhow::Result<Output> {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{command:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
 }
 
 /// The median of `times` (sorted in place).
@@ -37,6 +58,9 @@ pub enum Bench {
     /// Time the pipeline engine on a no-op `cargo xtask ci` (all cached) against the cold
     /// run and plain cargo.
     BenchPipeline(bench_pipeline::Args),
+    /// Time `promote` (gates included) and `rollback` against `skopeo copy` of the same
+    /// image on a local registry.
+    BenchPromote(bench_promote::Args),
 }
 
 impl Extension for Bench {
@@ -47,6 +71,7 @@ impl Extension for Bench {
             Bench::BenchScan(args) => args.run(session),
             Bench::BenchMatrix(args) => bench_matrix::run(args, session),
             Bench::BenchPipeline(args) => bench_pipeline::run_bench(args),
+            Bench::BenchPromote(args) => bench_promote::run(args),
         }
     }
 }
