@@ -50,15 +50,53 @@ impl GitLedger {
 
     /// The tip's commit and the ledger's bytes, after fetching the remote if there is one.
     pub(crate) fn read(&self) -> Result<(Option<String>, Vec<u8>), Error> {
-        let tip = match self.remote {
-            Some(_) => self.fetch()?,
-            None => self.tip()?,
+        let rev = match self.remote {
+            Some(_) => match self.fetch()? {
+                Some(tip) => tip,
+                None => return Ok((None, Vec::new())),
+            },
+            None => self.ref_name.clone(),
         };
-        let Some(tip) = tip else {
-            return Ok((None, Vec::new()));
+        match self.commit_and_ledger(&rev)? {
+            Some((tip, bytes)) => Ok((Some(tip), bytes)),
+            None => Ok((None, Vec::new())),
+        }
+    }
+
+    /// The commit `rev` names and its `ledger.jsonl`, read by one `git cat-file --batch`
+    /// (a read is on every command's path: one process, not two). `None` when `rev` does
+    /// not exist (an empty ledger).
+    fn commit_and_ledger(&self, rev: &str) -> Result<Option<(String, Vec<u8>)>, Error> {
+        let input = format!("{rev}^{{commit}}\n{rev}:{FILE}\n");
+        let args = ["cat-file", "--batch"];
+        let out = self.ok(&args, Some(input.as_bytes()))?;
+        let mut rest = out.as_slice();
+        let mut object = |want: &str| -> Result<Option<(String, Vec<u8>)>, Error> {
+            let end = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+            let header = String::from_utf8_lossy(&rest[..end]).into_owned();
+            rest = rest.get(end + 1..).unwrap_or_default();
+            let mut fields = header.split(' ');
+            let (Some(id), Some(kind), Some(size)) = (fields.next(), fields.next(), fields.next())
+            else {
+                return Ok(None); // "<rev> missing"
+            };
+            let size: usize = size
+                .parse()
+                .map_err(|_| self.failed(&args, &format!("unexpected header {header:?}")))?;
+            if kind != want || rest.len() < size {
+                return Err(self.failed(&args, &format!("unexpected object {header:?}")));
+            }
+            let content = rest[..size].to_vec();
+            rest = rest.get(size + 1..).unwrap_or_default();
+            Ok(Some((id.to_owned(), content)))
         };
-        let bytes = self.ok(&["cat-file", "blob", &format!("{tip}:{FILE}")], None)?;
-        Ok((Some(tip), bytes))
+        let Some((tip, _)) = object("commit")? else {
+            return Ok(None);
+        };
+        match object("blob")? {
+            Some((_, bytes)) => Ok(Some((tip, bytes))),
+            None => Err(self.failed(&args, &format!("{rev} has no {FILE}"))),
+        }
     }
 
     /// Writes one commit with `bytes` (the old ledger plus `entry`'s line) on top of

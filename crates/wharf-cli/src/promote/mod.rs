@@ -200,13 +200,25 @@ impl<'a> Ctx<'a> {
     }
 
     /// Moves every tag of `only` (or of every stage) to the digest the ledger's last entry
-    /// for that stage names, until a read of the ledger after the moves finds it unchanged:
-    /// then no writer appended meanwhile, and the tags equal the ledger. Returns what moved.
-    fn converge(&self, only: Option<&str>) -> Result<Vec<String>> {
+    /// for that stage names, starting from `known` entries (the ledger as just written) or a
+    /// fresh read. After a round that moved something, the ledger is read again, and the
+    /// rounds go on until it did not change meanwhile: then no writer appended while the tags
+    /// moved, and they equal the ledger. A round that moved nothing ends it at once: a writer
+    /// that appended since runs its own rounds after its append, and nothing of this process
+    /// can land after its moves. Returns what moved and the entries last read.
+    fn converge(
+        &self,
+        only: Option<&str>,
+        known: Option<Vec<Entry>>,
+    ) -> Result<(Vec<String>, Vec<Entry>)> {
         let mut moved = Vec::new();
+        let mut entries = match known {
+            Some(entries) => entries,
+            None => self.entries()?,
+        };
         for _ in 0..CONVERGE_ROUNDS {
-            let entries = self.entries()?;
             let tip = entries.last().map(Entry::hash);
+            let mut moved_now = Vec::new();
             for want in wharf_promote::desired(self.stages(), &entries) {
                 if only.is_some_and(|s| s != want.stage) {
                     continue;
@@ -227,10 +239,15 @@ impl<'a> Ctx<'a> {
                     ));
                 }
                 place.move_tag(&self.client, tag, &want.digest)?;
-                moved.push(format!("{place}:{tag} -> {}", want.digest));
+                moved_now.push(format!("{place}:{tag} -> {}", want.digest));
             }
-            if self.entries()?.last().map(Entry::hash) == tip {
-                return Ok(moved);
+            if moved_now.is_empty() {
+                return Ok((moved, entries));
+            }
+            moved.extend(moved_now);
+            entries = self.entries()?;
+            if entries.last().map(Entry::hash) == tip {
+                return Ok((moved, entries));
             }
         }
         Err(anyhow!(
@@ -239,13 +256,17 @@ impl<'a> Ctx<'a> {
         ))
     }
 
-    /// Repairs what a crash between a ledger write and a tag move left; says what moved.
-    fn repair(&self) -> Result<Vec<String>> {
-        Ok(self
-            .converge(None)?
+    /// Repairs what a crash between a ledger write and a tag move left in `stage` (the one
+    /// this command changes: other stages' tags are left to the commands that change them,
+    /// which keeps a command to a few registry requests); says what moved, and returns the
+    /// ledger as read.
+    fn repair(&self, stage: &str) -> Result<(Vec<String>, Vec<Entry>)> {
+        let (moved, entries) = self.converge(Some(stage), None)?;
+        let lines = moved
             .into_iter()
             .map(|line| format!("    repaired {line} (the ledger's last entry for the stage)"))
-            .collect())
+            .collect();
+        Ok((lines, entries))
     }
 
     /// Sends to the webhooks; returns the warnings to show.
@@ -310,10 +331,13 @@ pub fn promote_into(
     let cx = Ctx::new(session)?;
     let stage = cx.stage(stage_name)?.clone();
     let mut notes = Vec::new();
-    if !dry_run {
-        notes.extend(cx.repair()?);
-    }
-    let entries = cx.entries()?;
+    let entries = if dry_run {
+        cx.entries()?
+    } else {
+        let (repaired, entries) = cx.repair(&stage.name)?;
+        notes.extend(repaired);
+        entries
+    };
     let candidate = wharf_promote::candidate(cx.stages(), &stage.name, &entries, digest)
         .map_err(|e| UsageError(e.into()))?;
     let evidence = evidence::gather(&cx, &stage, &candidate, &entries)?;
@@ -338,7 +362,9 @@ pub fn promote_into(
     let copied = target.copy_in(&cx.client, &source, &candidate.digest)?;
     // The gates again, on the ledger as it is when the entry is written: another runner may
     // have promoted or rolled back meanwhile (the append retries on a new tip).
+    let mut written = Vec::new();
     let entry = appended(cx.store.append(|entries: &[Entry]| -> Result<_> {
+        written = entries.to_vec();
         let candidate = wharf_promote::candidate(
             cx.stages(),
             &stage.name,
@@ -353,7 +379,8 @@ pub fn promote_into(
         Ok(plan.draft(&who, now))
     }))?;
     pause_after_ledger_write();
-    cx.converge(Some(&stage.name))?;
+    written.push(entry.clone());
+    cx.converge(Some(&stage.name), Some(written))?;
     notes.extend(cx.notify(&Notification::promoted(&plan, &who, entry.when)));
     Ok(Outcome::Promoted(Box::new(Promoted {
         plan,
@@ -521,12 +548,15 @@ pub fn approve(args: ApproveArgs, session: &Session) -> Result<()> {
 pub fn rollback(args: RollbackArgs, session: &Session) -> Result<()> {
     let cx = Ctx::new(session)?;
     let stage = cx.stage(&args.stage)?.clone();
-    if !args.dry_run {
-        for line in cx.repair()? {
+    let entries = if args.dry_run {
+        cx.entries()?
+    } else {
+        let (repaired, entries) = cx.repair(&stage.name)?;
+        for line in repaired {
             eprintln!("{line}");
         }
-    }
-    let entries = cx.entries()?;
+        entries
+    };
     let plan = wharf_promote::plan_rollback(cx.stages(), &stage.name, &entries)
         .map_err(|e| UsageError(e.into()))?;
     if args.dry_run {
@@ -553,12 +583,15 @@ pub fn rollback(args: RollbackArgs, session: &Session) -> Result<()> {
     // Planned again on the ledger's tip inside the append: a concurrent promotion or
     // rollback changes what "back" is, and this one goes back from whatever is current.
     let mut plan = plan;
+    let mut written = Vec::new();
     let entry = appended(cx.store.append(|entries: &[Entry]| -> Result<_> {
+        written = entries.to_vec();
         plan = wharf_promote::plan_rollback(cx.stages(), &stage.name, entries)?;
         Ok(plan.draft(&who, Timestamp::now()))
     }))?;
     pause_after_ledger_write();
-    cx.converge(Some(&stage.name))?;
+    written.push(entry.clone());
+    cx.converge(Some(&stage.name), Some(written))?;
     for warning in cx.notify(&Notification::rolled_back(&plan, &who, entry.when)) {
         eprintln!("{warning}");
     }
