@@ -678,13 +678,8 @@ pub fn release(session: &Arc<Session>) -> anyhow::Result<(Pipeline, Vec<ci::Skip
     }
     // The record goes last again, so it names where the push put the image.
     add_record(session, config, &mut pipeline);
+    // `Config::parse` checked that the stage exists.
     if let Some(stage) = &push.promote_to {
-        if !config.stages.iter().any(|s| &s.name == stage) {
-            return Err(crate::usage(format!(
-                "{}: [push] promote_to = {stage:?} names no stage of [[stages]]",
-                session.config_path.display()
-            )));
-        }
         let needs = pipeline.steps.iter().map(|s| s.id().to_string()).collect();
         pipeline
             .steps

@@ -520,7 +520,13 @@ fn rollback_and_a_crash_between_the_ledger_and_the_tag_are_repaired() {
     let _ = child.wait();
     // The ledger says second, the tag still says first: status shows it, the next
     // command repairs it.
-    let status = ok(xt(root, &["status", "--json"], "ci"));
+    let out = xt(root, &["status", "--json"], "ci");
+    let drift = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        drift.contains(":dev points at") && drift.contains(&format!("the ledger says {second}")),
+        "{drift}"
+    );
+    let status = ok(out);
     assert_eq!(status[0]["digest"], second.as_str(), "{status}");
     assert_eq!(layout_tag(root, dev, "dev"), first);
     let repaired = xt(root, &["rollback", "dev", "--dry-run", "--json"], "ci");

@@ -286,6 +286,27 @@ impl Config {
                 parse_base(&image.base).map_err(|m| invalid(format!("image.base: {m}")))?;
             }
         }
+        // Stages are checked when the file is read, so a mistake there fails every
+        // command at once (`ci --dry-run` too), not the first promotion.
+        if !config.stages.is_empty()
+            && let Err(problems) = wharf_promote::validate(&config.stages)
+        {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: list.join("; "),
+            });
+        }
+        if let Some(stage) = config.push.as_ref().and_then(|p| p.promote_to.as_ref())
+            && !config.stages.iter().any(|s| &s.name == stage)
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "push.promote_to: {stage:?} names no stage of [[stages]] (add one, or remove the key)"
+                ),
+            });
+        }
         Ok(config)
     }
 }
@@ -342,6 +363,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains(expected), "expected {expected:?} in: {err}");
+    }
+
+    #[test]
+    fn stage_mistakes_fail_when_the_file_is_read() {
+        let path = Path::new("pipelines/wharf.toml");
+        let cycle = "[[stages]]\nname = \"a\"\nfrom = \"b\"\nlocation = \"oci:x\"\n[[stages]]\nname = \"b\"\nfrom = \"a\"\nlocation = \"oci:y\"\n";
+        let error = Config::parse(cycle, path).unwrap_err().to_string();
+        assert!(error.starts_with("pipelines/wharf.toml: "), "{error}");
+        assert!(error.contains("stages"), "{error}");
+        let unknown = "[push]\ndestination = \"docker://r/x\"\npromote_to = \"dev\"\n";
+        let error = Config::parse(unknown, path).unwrap_err().to_string();
+        assert!(error.contains("push.promote_to: \"dev\""), "{error}");
     }
 
     #[test]

@@ -142,8 +142,16 @@ fn the_release_workflow_runs_on_version_tags_with_the_registry_secrets() {
         assert!(release.contains(line), "{line}\n{release}");
     }
     assert!(release.contains("permissions:\n  contents: read\n"));
-    // Only the promotion pushes (the ledger's ref).
+    // With stages, the release job records its image in the ledger: it fetches the ledger
+    // ref and may push it, and only that job may write.
+    assert_eq!(release.matches("contents: write").count(), 1, "{release}");
+    assert!(release.contains("git fetch origin +refs/wharf/ledger:refs/wharf/ledger || true"));
+    assert!(release.contains("WHARF_LEDGER_REMOTE: origin"), "{release}");
+    spec.promotion = None;
+    let files = render(&spec).unwrap();
+    let release = file(&files, RELEASE_PATH);
     assert!(!release.contains("contents: write"), "{release}");
+    assert!(!release.contains("ledger"), "{release}");
     // Pull requests never see the credentials.
     let ci = file(&files, CI_PATH);
     assert!(!ci.contains("secrets."), "{ci}");
@@ -281,8 +289,8 @@ fn no_shell_script_holds_an_expression() {
             );
         }
     }
-    // ci (1 + plan + matrix + 3 toolchains), release (2), promote (3 x 4).
-    assert_eq!(scripts, 20);
+    // ci (1 + plan + matrix + 3 toolchains), release (2 + the ledger fetch), promote (3 x 4).
+    assert_eq!(scripts, 21);
 }
 
 #[test]

@@ -150,14 +150,7 @@ impl<'a> Ctx<'a> {
                 session.config_path.display()
             )));
         }
-        if let Err(problems) = wharf_promote::validate(&config.stages) {
-            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            return Err(crate::usage(format!(
-                "{}: {}",
-                session.config_path.display(),
-                list.join("; ")
-            )));
-        }
+        // The stages were validated when the config was read (`Config::parse`).
         let insecure = config
             .push
             .as_ref()
@@ -254,6 +247,27 @@ impl<'a> Ctx<'a> {
             "the ledger kept changing while the tags were moved ({CONVERGE_ROUNDS} rounds); \
              run the command again"
         ))
+    }
+
+    /// The tags that disagree with the ledger (what a crash between a ledger write and a
+    /// tag move leaves), each with what repairs it. Reads only; one request per tag.
+    fn drift(&self, entries: &[Entry]) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        for want in wharf_promote::desired(self.stages(), entries) {
+            let place = self.place(&want.location)?;
+            let tag = want.tag.as_str();
+            let now = place.tag_digest(&self.client, tag)?;
+            if now.as_ref() != Some(&want.digest) {
+                found.push(format!(
+                    "{place}:{tag} points at {}, the ledger says {}: the next `cargo xtask \
+                     promote` or `rollback` of {} moves it",
+                    now.map_or_else(|| "nothing".to_string(), |d| d.to_string()),
+                    want.digest,
+                    want.stage
+                ));
+            }
+        }
+        Ok(found)
     }
 
     /// Repairs what a crash between a ledger write and a tag move left in `stage` (the one
@@ -615,6 +629,9 @@ pub fn status(args: StatusArgs, session: &Session) -> Result<()> {
     let cx = Ctx::new(session)?;
     let entries = cx.entries()?;
     let status = wharf_promote::status(cx.stages(), &entries);
+    for warning in cx.drift(&entries)? {
+        eprintln!("warning: {warning}");
+    }
     if args.json {
         return stdout(&format!("{}\n", serde_json::to_string_pretty(&status)?));
     }
