@@ -354,74 +354,60 @@ impl Step for RecordStep {
         };
         let scan_report = path_of(cx.outputs_of("scan"), "report").and_then(|path| {
             let bytes = std::fs::read(&path).ok()?;
-            let relative = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .display()
-                .to_string();
-            Some(serde_json::json!({
-                "path": relative,
-                "digest": wharf_oci::Digest::sha256(&bytes).to_string(),
-            }))
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            Some(wharf_promote::RecordedFile {
+                path: relative.display().to_string(),
+                digest: wharf_oci::Digest::sha256(&bytes),
+            })
         });
-        let git = |args: &[&str]| {
-            std::process::Command::new("git")
-                .args(args)
-                .current_dir(root)
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        let git = wharf_source::git_facts(root).map_err(step_error)?;
+        let evidence = wharf_promote::VerificationEvidence {
+            location: Some(location.clone()),
+            commit: Some(git.sha),
+            commit_time: jiff::Timestamp::from_second(git.commit_time).ok(),
+            tags: match image.get("tags") {
+                Some(Output::Tags(tags)) => tags.clone(),
+                _ => Vec::new(),
+            },
+            steps: self.needs.clone(),
+            scan_report,
         };
-        let mut evidence = serde_json::json!({
-            "location": location,
-            "commit": git(&["rev-parse", "HEAD"]),
-            "commit_time": git(&["log", "-1", "--format=%cI", "HEAD"]),
-            "steps": self.needs,
-            "tags": match image.get("tags") { Some(Output::Tags(t)) => t.clone(), _ => Vec::new() },
-        });
-        if let Some(report) = scan_report {
-            evidence["scan_report"] = report;
-        }
         let config = self.session.config().map_err(step_error)?;
         let store = crate::promote::open_ledger(root, &config.ledger).map_err(step_error)?;
         let who = crate::promote::who(root).unwrap_or_else(|_| "unknown".into());
-        // A run that changed nothing (a cached image) records nothing new.
-        let recorded = |entries: &[wharf_ledger::Entry]| {
-            entries
+        // A run that changed nothing (a cached image) records nothing new: decided inside the
+        // append, on the ledger it reads anyway.
+        let mut already = None;
+        let appended = store.append(|entries: &[wharf_ledger::Entry]| {
+            already = entries
                 .iter()
                 .rev()
                 .find(|e| {
+                    let recorded = wharf_promote::VerificationEvidence::of(e);
                     e.kind == wharf_ledger::Kind::Verification
                         && e.digest == digest
-                        && e.evidence["location"] == evidence["location"]
-                        && e.evidence["commit"] == evidence["commit"]
+                        && recorded.location == evidence.location
+                        && recorded.commit == evidence.commit
                 })
-                .cloned()
-        };
-        if let Some(entry) = recorded(&store.read().map_err(step_error)?) {
+                .map(|e| e.seq);
+            match already {
+                Some(_) => Err(anyhow::anyhow!("already recorded")),
+                None => Ok(wharf_promote::verification_draft(
+                    digest.clone(),
+                    &who,
+                    jiff::Timestamp::now(),
+                    &evidence,
+                )),
+            }
+        });
+        if let Some(seq) = already {
             let _ = writeln!(
                 cx.log(),
-                "{digest} is already recorded as verified (ledger entry {})",
-                entry.seq
+                "{digest} is already recorded as verified (ledger entry {seq})"
             );
-            return Ok(Outputs::from([("entry".into(), Output::Count(entry.seq))]));
+            return Ok(Outputs::from([("entry".into(), Output::Count(seq))]));
         }
-        let entry = crate::promote::appended(store.append(
-            |_: &[wharf_ledger::Entry]| -> anyhow::Result<_> {
-                Ok(wharf_ledger::Draft {
-                    kind: wharf_ledger::Kind::Verification,
-                    who: who.clone(),
-                    when: jiff::Timestamp::now(),
-                    digest: digest.clone(),
-                    from: None,
-                    to: None,
-                    evidence: evidence.clone(),
-                    signature: None,
-                })
-            },
-        ))
-        .map_err(step_error)?;
+        let entry = crate::promote::appended(appended).map_err(step_error)?;
         let _ = writeln!(
             cx.log(),
             "recorded {digest} as verified ({location}) in the ledger {} (entry {})",

@@ -131,6 +131,23 @@ pub struct VerificationEvidence {
     /// The commit's time, RFC 3339 (lead time for changes counts from it).
     #[serde(default)]
     pub commit_time: Option<Timestamp>,
+    /// The image's tags as built.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The steps that passed before the record.
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// The scan report the run wrote (for a layout, where nothing is attached): what the scan
+    /// gate reads, trusted only while the file still has this digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_report: Option<RecordedFile>,
+}
+
+/// A file a verification recorded, by path (relative to the workspace) and digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedFile {
+    pub path: String,
+    pub digest: Digest,
 }
 
 /// How a deploy ended.

@@ -35,7 +35,7 @@ pub use config::{
 pub use dora::{Dora, Median, dora};
 pub use evidence::{
     BenchmarkFiles, DeployEvidence, DeployOutcome, Evidence, GateResult, PromotionEvidence,
-    RollbackEvidence, ScanVerdict, SmokeAttempt, VerificationEvidence, deploy_draft,
+    RecordedFile, RollbackEvidence, ScanVerdict, SmokeAttempt, VerificationEvidence, deploy_draft,
     verification_draft,
 };
 pub use notify::{Event, FailedGate, Notification};

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use anyhow::{Context, Result};
 use wharf_ledger::{Entry, Kind};
 use wharf_oci::media_type;
-use wharf_promote::{BenchmarkFiles, Candidate, Evidence, ScanVerdict, Stage};
+use wharf_promote::{
+    BenchmarkFiles, Candidate, Evidence, ScanVerdict, Stage, VerificationEvidence,
+};
 
 use super::place::Place;
 use super::{Ctx, identity, smoke, ssh};
@@ -130,17 +132,14 @@ fn recorded_report(
         .iter()
         .rev()
         .find(|e| e.kind == Kind::Verification && &e.digest == digest)
-        .and_then(|e| e.evidence.get("scan_report").cloned())
+        .and_then(|e| VerificationEvidence::of(e).scan_report)
     else {
         return Ok(None);
     };
-    let (Some(path), Some(want)) = (recorded["path"].as_str(), recorded["digest"].as_str()) else {
+    let Ok(bytes) = std::fs::read(cx.session.root.join(&recorded.path)) else {
         return Ok(None);
     };
-    let Ok(bytes) = std::fs::read(cx.session.root.join(path)) else {
-        return Ok(None);
-    };
-    Ok((wharf_oci::Digest::sha256(&bytes).to_string() == want).then_some(bytes))
+    Ok(recorded.digest.verify(&bytes).is_ok().then_some(bytes))
 }
 
 /// The seqs of the approvals of `digest` for `stage` whose SSH signature verifies against

@@ -434,13 +434,7 @@ pub fn promote(args: PromoteArgs, session: &Session) -> Result<()> {
         copied,
         ..
     } = promoted.as_ref();
-    let location = &session
-        .config()?
-        .stages
-        .iter()
-        .find(|s| s.name == plan.stage)
-        .map(|s| s.location.clone())
-        .unwrap_or_default();
+    let location = &plan.target.location;
     if args.json {
         stdout(&format!(
             "{}\n",

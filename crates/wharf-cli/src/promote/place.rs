@@ -145,12 +145,10 @@ impl Place {
     pub fn move_tag(&self, client: &Client, tag: &str, digest: &Digest) -> Result<()> {
         match self {
             Place::Layout(dir) => {
-                let layout = Layout::open(dir)?;
-                let bytes = layout.read_blob_bytes(digest)?;
-                let media_type = serde_json::from_slice::<Manifest>(&bytes)
-                    .map(|m| m.media_type().to_string())
-                    .unwrap_or_else(|_| media_type::OCI_MANIFEST.to_string());
-                layout.tag(&Descriptor::for_bytes(&media_type, &bytes), tag)?;
+                let (media_type, bytes) = self
+                    .manifest(client, digest)?
+                    .ok_or_else(|| anyhow!("{self} holds no image {digest}"))?;
+                Layout::open(dir)?.tag(&Descriptor::for_bytes(&media_type, &bytes), tag)?;
             }
             Place::Registry(repo) => {
                 client.tag(&repo.with_digest(digest.clone()), tag)?;

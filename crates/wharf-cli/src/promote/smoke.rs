@@ -16,6 +16,20 @@ pub fn check(gate: &SmokeGate) -> Vec<SmokeAttempt> {
     // Each attempt gets an equal share of the limit, so the last one still has time.
     let per_attempt = (within / attempts).max(Duration::from_millis(500));
     let mut out = Vec::new();
+    // One client; each request gets the time that is left as its own timeout.
+    let client = match reqwest::blocking::Client::builder()
+        .connect_timeout(per_attempt)
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            return vec![SmokeAttempt {
+                status: None,
+                error: Some(format!("no HTTP client: {e}")),
+                elapsed_ms: 0,
+            }];
+        }
+    };
     for attempt in 0..attempts {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -26,11 +40,7 @@ pub fn check(gate: &SmokeGate) -> Vec<SmokeAttempt> {
         }
         let timeout = per_attempt.min(deadline.saturating_duration_since(Instant::now()));
         let started = Instant::now();
-        let result = reqwest::blocking::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .and_then(|client| client.get(&gate.url).send());
+        let result = client.get(&gate.url).timeout(timeout).send();
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let (status, error) = match result {
             Ok(response) => (Some(response.status().as_u16()), None),

@@ -115,6 +115,7 @@ impl Ledger {
             location: Some(format!("{REG}/ci")),
             commit: Some("c0ffee".to_owned()),
             commit_time: Some(at(minute - 60)),
+            ..VerificationEvidence::default()
         };
         self.push(verification_draft(digest, "ci", at(minute), &evidence))
     }
