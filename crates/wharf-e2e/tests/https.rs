@@ -363,3 +363,49 @@ fn client_allowing(certs_d: &Path, port: &str) -> (Client, Arc<Mutex<Vec<Event>>
         c.resolve.push(("reg".to_string(), LOOPBACK));
     })
 }
+
+/// The system's roots are read at the first TLS handshake, not when the client is made
+/// (src/system_roots.rs): with none readable, a plain-HTTP loopback registry still works,
+/// and an HTTPS one fails saying why.
+#[test]
+fn the_system_roots_are_read_only_when_a_registry_speaks_tls() {
+    let ca = TestCa::new("wharf test CA (no system roots)");
+    let Some(plain) = Registry::try_start(Auth::None) else {
+        return;
+    };
+    let Some(tls) = Registry::try_start_tls(Auth::None, &ca) else {
+        return;
+    };
+    let built = example_image();
+    let source = format!("oci:{}:{}", built.layout.display(), built.tag);
+    let nowhere = empty_dir();
+    let missing = nowhere.path().join("no-such-bundle.pem");
+    let no_roots = [
+        ("SSL_CERT_FILE", missing.as_path()),
+        ("SSL_CERT_DIR", nowhere.path()),
+    ];
+    let out = xtask(
+        &[
+            "copy",
+            &source,
+            &format!("docker://{}/plain/app:v1", plain.host()),
+        ],
+        &no_roots,
+    );
+    assert_ok("copy to a loopback registry with no system roots", &out);
+
+    let out = xtask(
+        &[
+            "copy",
+            &source,
+            &format!("docker://{}/tls/app:v1", tls.tls_host()),
+        ],
+        &no_roots,
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("root certificates") && stderr.contains(&tls.tls_host()),
+        "{stderr}"
+    );
+}

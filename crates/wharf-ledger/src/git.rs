@@ -107,16 +107,19 @@ impl GitLedger {
         bytes: &[u8],
         entry: &Entry,
     ) -> Result<Written, Error> {
-        let blob = self.object(&["hash-object", "-w", "--stdin"], bytes)?;
-        let tree = self.object(
-            &["mktree"],
-            format!("100644 blob {blob}\t{FILE}\n").as_bytes(),
-        )?;
         let message = format!(
             "{} by {}",
             entry.summary().replace('…', ""),
             entry.who.replace(['\n', '\r'], " ")
         );
+        let Some(remote) = &self.remote else {
+            return self.import(parent, bytes, &message, entry);
+        };
+        let blob = self.object(&["hash-object", "-w", "--stdin"], bytes)?;
+        let tree = self.object(
+            &["mktree"],
+            format!("100644 blob {blob}\t{FILE}\n").as_bytes(),
+        )?;
         let mut args = vec!["commit-tree", tree.as_str(), "-m", message.as_str()];
         if let Some(parent) = parent {
             args.extend(["-p", parent]);
@@ -124,30 +127,74 @@ impl GitLedger {
         let commit = self.run_with(&args, None, &identity(entry))?;
         let commit = self.expect_ok(&args, commit)?;
         let commit = String::from_utf8_lossy(&commit).trim().to_owned();
-        match &self.remote {
-            None => self.swap(&commit, parent),
-            Some(remote) => {
-                let refspec = format!("{commit}:{}", self.ref_name);
-                let args = [
-                    "push",
-                    "--porcelain",
-                    "--quiet",
-                    remote.as_str(),
-                    refspec.as_str(),
-                ];
-                let out = self.run(&args, None)?;
-                if !out.success {
-                    return if is_conflict(&out.stderr) {
-                        Ok(Written::Conflict)
-                    } else {
-                        Err(self.failed(&args, &out.stderr))
-                    };
-                }
-                // The remote has it; the local ref follows so the next fetch can tell a
-                // rewritten remote. Losing this swap to a concurrent fetch is harmless.
-                self.swap(&commit, parent)?;
-                Ok(Written::Done)
-            }
+        let refspec = format!("{commit}:{}", self.ref_name);
+        let args = [
+            "push",
+            "--porcelain",
+            "--quiet",
+            remote.as_str(),
+            refspec.as_str(),
+        ];
+        let out = self.run(&args, None)?;
+        if !out.success {
+            return if is_conflict(&out.stderr) {
+                Ok(Written::Conflict)
+            } else {
+                Err(self.failed(&args, &out.stderr))
+            };
+        }
+        // The remote has it; the local ref follows so the next fetch can tell a
+        // rewritten remote. Losing this swap to a concurrent fetch is harmless.
+        self.swap(&commit, parent)?;
+        Ok(Written::Done)
+    }
+
+    /// The local write in one process: `git fast-import` makes the blob, the tree and the
+    /// commit, and moves the ref only if the commit contains the ref's current tip (it
+    /// refuses any other update without `--force`, under the ref's lock). The commit's only
+    /// parent is `parent` (none: `reset` starts it from nothing), so it contains the tip
+    /// when the tip is still `parent` (or an ancestor of it: a ref moved back, which a push
+    /// to a remote ledger accepts too): the compare-and-swap of `update-ref NEW OLD`, in
+    /// one process instead of four (`hash-object`, `mktree`, `commit-tree`,
+    /// `update-ref`; about 7 ms less per entry, measured here). So few objects are written
+    /// loose, not as a pack (`fastimport.unpackLimit`, default 100).
+    fn import(
+        &self,
+        parent: Option<&str>,
+        bytes: &[u8],
+        message: &str,
+        entry: &Entry,
+    ) -> Result<Written, Error> {
+        let (name, email, date) = signature(entry);
+        let person = format!("{name} <{email}> {date}");
+        let mut stream = Vec::with_capacity(bytes.len() + 512);
+        stream.extend_from_slice(format!("blob\nmark :1\ndata {}\n", bytes.len()).as_bytes());
+        stream.extend_from_slice(bytes);
+        let start = match parent {
+            Some(parent) => format!("from {parent}\n"),
+            None => String::new(),
+        };
+        let reset = match parent {
+            Some(_) => String::new(),
+            None => format!("reset {}\n", self.ref_name),
+        };
+        stream.extend_from_slice(
+            format!(
+                "\n{reset}commit {}\nauthor {person}\ncommitter {person}\ndata {}\n{message}\n\
+                 {start}deleteall\nM 100644 :1 {FILE}\n\ndone\n",
+                self.ref_name,
+                message.len()
+            )
+            .as_bytes(),
+        );
+        let args = ["fast-import", "--quiet", "--done"];
+        let out = self.run(&args, Some(&stream))?;
+        if out.success {
+            Ok(Written::Done)
+        } else if out.stderr.contains("Not updating") || is_conflict(&out.stderr) {
+            Ok(Written::Conflict)
+        } else {
+            Err(self.failed(&args, &out.stderr))
         }
     }
 
@@ -351,6 +398,22 @@ fn kill_group(group: u32) {
 /// Author and committer of an entry's commit, set explicitly: a fresh CI machine has no git
 /// identity, and the commit's date is the entry's.
 fn identity(entry: &Entry) -> Vec<(String, String)> {
+    let (name, email, date) = signature(entry);
+    let date = format!("@{date}");
+    ["AUTHOR", "COMMITTER"]
+        .into_iter()
+        .flat_map(|role| {
+            [
+                (format!("GIT_{role}_NAME"), name.clone()),
+                (format!("GIT_{role}_EMAIL"), email.clone()),
+                (format!("GIT_{role}_DATE"), date.clone()),
+            ]
+        })
+        .collect()
+}
+
+/// The name, email and date (`SECONDS +0000`) of an entry's commit.
+fn signature(entry: &Entry) -> (String, String, String) {
     // git drops '<', '>' and newlines from identities; an empty name is an error.
     let name: String = entry
         .who
@@ -367,17 +430,8 @@ fn identity(entry: &Entry) -> Vec<(String, String)> {
     } else {
         "wharf@localhost".to_owned()
     };
-    let date = format!("@{} +0000", entry.when.as_second());
-    ["AUTHOR", "COMMITTER"]
-        .into_iter()
-        .flat_map(|role| {
-            [
-                (format!("GIT_{role}_NAME"), name.clone()),
-                (format!("GIT_{role}_EMAIL"), email.clone()),
-                (format!("GIT_{role}_DATE"), date.clone()),
-            ]
-        })
-        .collect()
+    let date = format!("{} +0000", entry.when.as_second());
+    (name, email, date)
 }
 
 /// A push or ref update that lost a race with another writer, as git words it.

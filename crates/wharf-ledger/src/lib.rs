@@ -62,5 +62,5 @@ mod verify;
 pub use entry::{Draft, Entry, FloatInEvidence, Kind};
 pub use file::FileLedger;
 pub use git::{DEFAULT_REF, DEFAULT_TIMEOUT, FILE, GitLedger, redact};
-pub use store::{AppendError, DEFAULT_ATTEMPTS, Error, Store};
+pub use store::{AppendError, DEFAULT_ATTEMPTS, Error, Snapshot, Store};
 pub use verify::{Problem, Tamper, verify};

@@ -85,6 +85,30 @@ fn twenty_processes_append_through_one_bare_git_remote() {
     assert_eq!(commits, WRITERS.to_string(), "one commit per entry");
 }
 
+/// The embedded default: one repository's own ref, no remote (the write is one `git
+/// fast-import`, whose refusal of a non-fast-forward update is the compare-and-swap).
+#[test]
+fn twenty_processes_append_to_one_local_git_ref() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = repo(dir.path(), "local", None);
+    let names = names();
+    let args = names
+        .iter()
+        .map(|name| {
+            vec![
+                "git".into(),
+                local.to_str().unwrap().into(),
+                "-".into(),
+                name.clone(),
+            ]
+        })
+        .collect();
+    race(args);
+    check(&ledger_at(&local, wharf_ledger::DEFAULT_REF), &names);
+    let commits = common::git(&local, &["rev-list", "--count", wharf_ledger::DEFAULT_REF]);
+    assert_eq!(commits, WRITERS.to_string(), "one commit per entry");
+}
+
 #[test]
 fn twenty_processes_append_to_one_locked_file() {
     let dir = tempfile::tempdir().unwrap();

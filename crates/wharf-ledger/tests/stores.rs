@@ -103,6 +103,44 @@ fn a_rejected_push_is_retried_on_the_new_tip_and_lands_after_the_other_writer() 
     assert_eq!(git(&remote, &["rev-list", "--count", DEFAULT_REF]), "2");
 }
 
+/// An append on a snapshot taken before another writer appended loses the swap and lands
+/// after the other entry, for the first entry (the ref did not exist yet) and a later one.
+#[test]
+fn an_append_on_a_stale_snapshot_is_retried_on_the_new_tip() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = repo(dir.path(), "local", None);
+    let store = Store::git(&local, DEFAULT_REF, None);
+    for (round, other) in ["bob", "dave"].into_iter().enumerate() {
+        let stale = store.snapshot().unwrap();
+        store.append(ok(other)).unwrap();
+        let mut seen = Vec::new();
+        let entry = store
+            .append_on(Some(stale), |entries| {
+                seen.push(entries.len());
+                Ok::<_, Infallible>(draft("alice"))
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            [2 * round, 2 * round + 1],
+            "the stale try, then the fresh one"
+        );
+        assert_eq!(entry.seq, 2 * round as u64 + 2);
+    }
+    let who: Vec<String> = store.read().unwrap().into_iter().map(|e| e.who).collect();
+    assert_eq!(who, ["bob", "alice", "dave", "alice"]);
+    assert_eq!(git(&local, &["rev-list", "--count", DEFAULT_REF]), "4");
+    // A fresh snapshot is used as it is: one try.
+    let mut tries = 0;
+    store
+        .append_on(Some(store.snapshot().unwrap()), |_| {
+            tries += 1;
+            Ok::<_, Infallible>(draft("erin"))
+        })
+        .unwrap();
+    assert_eq!(tries, 1);
+}
+
 #[test]
 fn an_aborted_append_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();

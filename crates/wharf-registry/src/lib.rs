@@ -19,6 +19,7 @@ mod push;
 pub mod referrers;
 mod remote;
 pub mod retry;
+mod system_roots;
 pub mod tls;
 
 pub use client::{

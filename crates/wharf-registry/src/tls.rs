@@ -145,30 +145,19 @@ impl Transport {
         certs_d: PathBuf,
         insecure: Vec<String>,
     ) -> Result<Transport> {
-        let mut transport = Transport {
+        let default = build(&builder, &resolve, Vec::new(), true)?;
+        Ok(Transport {
             builder,
             resolve,
             certs_d,
             insecure,
-            default: Http::new(),
+            default,
             endpoints: Mutex::new(HashMap::new()),
-        };
-        transport.default = transport.build(Vec::new(), true)?;
-        Ok(transport)
+        })
     }
 
     fn build(&self, roots: Vec<reqwest::Certificate>, verify: bool) -> Result<Http> {
-        let mut builder = (self.builder)()
-            .tls_certs_merge(roots)
-            .tls_danger_accept_invalid_certs(!verify);
-        for (name, ip) in &self.resolve {
-            // Port 0: the URL's port is used.
-            builder = builder.resolve(name, std::net::SocketAddr::new(*ip, 0));
-        }
-        builder.build().map_err(|source| Error::Transport {
-            what: "creating the HTTP client".into(),
-            source,
-        })
+        build(&self.builder, &self.resolve, roots, verify)
     }
 
     /// The client for requests to `authority`: the one [`Transport::scheme`] chose, else
@@ -261,6 +250,35 @@ impl Transport {
             source: error,
         })
     }
+}
+
+/// An HTTP client with the common settings: verifying with the system's roots (loaded at
+/// the first handshake) and `roots`, or not verifying at all.
+fn build(
+    builder: &Builder,
+    resolve: &[(String, IpAddr)],
+    roots: Vec<reqwest::Certificate>,
+    verify: bool,
+) -> Result<Http> {
+    let mut builder = if verify && roots.is_empty() {
+        // The common client: the system's roots, loaded at the first handshake.
+        let tls = crate::system_roots::client_config().map_err(|e| {
+            Error::Config(format!("setting up TLS (the rustls client config): {e}"))
+        })?;
+        builder().tls_backend_preconfigured(tls)
+    } else {
+        builder()
+            .tls_certs_merge(roots)
+            .tls_danger_accept_invalid_certs(!verify)
+    };
+    for (name, ip) in resolve {
+        // Port 0: the URL's port is used.
+        builder = builder.resolve(name, std::net::SocketAddr::new(*ip, 0));
+    }
+    builder.build().map_err(|source| Error::Transport {
+        what: "creating the HTTP client".into(),
+        source,
+    })
 }
 
 /// The CA certificates (`*.crt`, PEM) in a registry's `certs.d` directory, as docker reads

@@ -16,12 +16,13 @@ mod place;
 mod smoke;
 mod ssh;
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use jiff::Timestamp;
 use serde_json::json;
-use wharf_ledger::{AppendError, Entry, Store};
+use wharf_ledger::{AppendError, Entry, Snapshot, Store};
 use wharf_oci::Digest;
 use wharf_pipeline::Config;
 use wharf_promote::{Notification, PromotionPlan, Stage};
@@ -136,6 +137,8 @@ struct Ctx<'a> {
     session: &'a Session,
     config: &'a Config,
     store: Store,
+    /// The last ledger read, for the next append to build on.
+    last_read: RefCell<Option<Snapshot>>,
     client: Client,
 }
 
@@ -160,6 +163,7 @@ impl<'a> Ctx<'a> {
             session,
             config,
             store: ledger::open(&session.root, &config.ledger)?,
+            last_read: RefCell::new(None),
             client: crate::copy::client(true, insecure)?,
         })
     }
@@ -186,10 +190,21 @@ impl<'a> Ctx<'a> {
         Place::parse(location, &self.session.root)
     }
 
+    /// The ledger's entries, read afresh; the read is kept for the next [`Ctx::append`].
     fn entries(&self) -> Result<Vec<Entry>> {
-        self.store
-            .read()
-            .with_context(|| format!("reading the ledger ({})", self.store.describe()))
+        let snapshot = self
+            .store
+            .snapshot()
+            .with_context(|| format!("reading the ledger ({})", self.store.describe()))?;
+        let entries = snapshot.entries.clone();
+        self.last_read.replace(Some(snapshot));
+        Ok(entries)
+    }
+
+    /// Appends what `make` drafts, first on this command's last read (no second read when
+    /// nothing else wrote meanwhile; when something did, the append reads again).
+    fn append(&self, make: impl FnMut(&[Entry]) -> Result<wharf_ledger::Draft>) -> Result<Entry> {
+        appended(self.store.append_on(self.last_read.take(), make))
     }
 
     /// Moves every tag of `only` (or of every stage) to the digest the ledger's last entry
@@ -377,7 +392,7 @@ pub fn promote_into(
     // The gates again, on the ledger as it is when the entry is written: another runner may
     // have promoted or rolled back meanwhile (the append retries on a new tip).
     let mut written = Vec::new();
-    let entry = appended(cx.store.append(|entries: &[Entry]| -> Result<_> {
+    let entry = cx.append(|entries: &[Entry]| -> Result<_> {
         written = entries.to_vec();
         let candidate = wharf_promote::candidate(
             cx.stages(),
@@ -391,7 +406,7 @@ pub fn promote_into(
             return Err(blocked(&plan, " any more"));
         }
         Ok(plan.draft(&who, now))
-    }))?;
+    })?;
     pause_after_ledger_write();
     written.push(entry.clone());
     cx.converge(Some(&stage.name), Some(written))?;
@@ -516,7 +531,7 @@ pub fn approve_digest(
         )?),
         None => None,
     };
-    appended(cx.store.append(|_: &[Entry]| -> Result<_> {
+    cx.append(|_: &[Entry]| -> Result<_> {
         Ok(wharf_promote::approval_draft(
             &stage.name,
             digest.clone(),
@@ -524,7 +539,7 @@ pub fn approve_digest(
             Timestamp::now(),
             signature.clone(),
         ))
-    }))
+    })
 }
 
 pub fn approve(args: ApproveArgs, session: &Session) -> Result<()> {
@@ -592,11 +607,11 @@ pub fn rollback(args: RollbackArgs, session: &Session) -> Result<()> {
     // rollback changes what "back" is, and this one goes back from whatever is current.
     let mut plan = plan;
     let mut written = Vec::new();
-    let entry = appended(cx.store.append(|entries: &[Entry]| -> Result<_> {
+    let entry = cx.append(|entries: &[Entry]| -> Result<_> {
         written = entries.to_vec();
         plan = wharf_promote::plan_rollback(cx.stages(), &stage.name, entries)?;
         Ok(plan.draft(&who, Timestamp::now()))
-    }))?;
+    })?;
     pause_after_ledger_write();
     written.push(entry.clone());
     cx.converge(Some(&stage.name), Some(written))?;

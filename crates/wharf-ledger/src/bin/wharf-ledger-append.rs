@@ -1,7 +1,8 @@
 //! Test helper, not installed: appends one entry to a ledger, as one CI runner would, so
 //! tests can race many separate processes against one ledger.
 //!
-//! `wharf-ledger-append git REPO REMOTE WHO` or `wharf-ledger-append file PATH WHO`.
+//! `wharf-ledger-append git REPO REMOTE WHO` (REMOTE `-`: none, the repository's own ref)
+//! or `wharf-ledger-append file PATH WHO`.
 //! It reads stdin to its end before appending, so a test can start every process and
 //! release them all at once by closing their stdin.
 
@@ -14,7 +15,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (store, who) = match args.as_slice() {
         [kind, repo, remote, who] if kind == "git" => (
-            Store::git(repo, DEFAULT_REF, Some(remote.clone())),
+            Store::git(repo, DEFAULT_REF, (remote != "-").then(|| remote.clone())),
             who.clone(),
         ),
         [kind, path, who] if kind == "file" => (Store::file(path), who.clone()),
