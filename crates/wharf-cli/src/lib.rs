@@ -10,7 +10,7 @@
 //! or, with commands of its own (this repository adds its benchmarks), [`main_with`].
 //!
 //! Exit codes: 0 success, 1 a step or build failed, 2 bad usage or config, 3 a gate failed
-//! (the scan's policy gate, or a promotion's gates).
+//! (the scan's policy gate, a promotion's gates, or `verify`: no signature verifies).
 
 mod ci;
 pub mod codegen;
@@ -22,6 +22,7 @@ mod push;
 mod referrers;
 mod scan;
 mod session;
+mod sign;
 pub mod steps;
 
 use std::marker::PhantomData;
@@ -94,6 +95,12 @@ enum Command {
     /// DORA figures from the ledger: deployment frequency, lead time, change failure rate,
     /// recovery time.
     Dora(promote::DoraArgs),
+    /// Write an ECDSA P-256 key pair for signing (cosign.key, cosign.pub).
+    Keygen(sign::KeygenArgs),
+    /// Sign an image in a registry, in cosign's format (the tag sha256-<hex>.sig).
+    Sign(sign::SignArgs),
+    /// Check an image's cosign signatures against public keys (exit 3 when none verifies).
+    Verify(sign::VerifyArgs),
 }
 
 /// Commands a repository adds to its own `cargo xtask` (see [`main_with`]).
@@ -225,6 +232,9 @@ fn run(command: Command, session: &Session) -> anyhow::Result<()> {
         Command::History(args) => promote::history(args, session),
         Command::Ledger(args) => promote::ledger(args, session),
         Command::Dora(args) => promote::dora(args, session),
+        Command::Keygen(args) => sign::keygen(args),
+        Command::Sign(args) => sign::sign(args),
+        Command::Verify(args) => sign::verify(args),
         Command::Codegen(_) => unreachable!("needs the pipelines: App::main runs it"),
     }
 }

@@ -278,6 +278,31 @@ pub fn xtask_in(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .unwrap_or_else(|e| panic!("running cargo xtask {args:?}: {e}"))
 }
 
+/// A finished command's exit status and output, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "{}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Asserts that the command succeeded and parses its stdout as JSON.
+pub fn ok_json(out: Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)))
+}
+
+/// Asserts the exit code and that stderr names every one of `words`.
+pub fn fails_with(out: &Output, code: i32, words: &[&str]) {
+    assert_eq!(out.status.code(), Some(code), "{}", describe(out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for word in words {
+        assert!(stderr.contains(word), "{word:?} not in: {}", describe(out));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -7,46 +7,22 @@ use std::path::Path;
 use std::process::Output;
 
 use serde_json::{Value, json};
-use wharf_e2e::{fixture_workspace, run, xtask_in};
+use wharf_e2e::{describe, fails_with, fixture_workspace, ok_json, run, xtask_in};
 
 /// `cargo xtask ARGS` as `actor` (GITHUB_ACTOR is who the ledger records).
 fn xt(root: &Path, args: &[&str], actor: &str) -> Output {
     xtask_in(root, args, &[("GITHUB_ACTOR", actor)])
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Asserts success and parses stdout as JSON.
-fn ok(out: Output) -> Value {
-    assert!(out.status.success(), "{}", text(&out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
-}
-
-/// Asserts the exit code and that stderr names every one of `words`.
-fn fails(out: &Output, code: i32, words: &[&str]) {
-    assert_eq!(out.status.code(), Some(code), "{}", text(out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for word in words {
-        assert!(stderr.contains(word), "{word:?} not in: {}", text(out));
-    }
-}
-
 /// The built image's digest, from `ci --json`'s finished image step.
 fn built_digest(out: &Output) -> String {
-    assert!(out.status.success(), "{}", text(out));
+    assert!(out.status.success(), "{}", describe(out));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|e| e["event"] == "finished" && e["step"] == "image")
         .and_then(|e| e["outputs"]["digest"]["value"].as_str().map(str::to_string))
-        .unwrap_or_else(|| panic!("no image digest in {}", text(out)))
+        .unwrap_or_else(|| panic!("no image digest in {}", describe(out)))
 }
 
 /// What skopeo (not wharf) says a tag points at.
@@ -132,22 +108,22 @@ url = "{url}"
     );
     let built = built_digest(&released);
 
-    let into_dev = ok(xt(root, &["promote", "dev", "--json"], "ci"));
+    let into_dev = ok_json(xt(root, &["promote", "dev", "--json"], "ci"));
     assert_eq!(into_dev["digest"], built.as_str());
-    let into_staging = ok(xt(root, &["promote", "staging", "--json"], "ci"));
+    let into_staging = ok_json(xt(root, &["promote", "staging", "--json"], "ci"));
     assert_eq!(into_staging["digest"], built.as_str());
     assert_eq!(into_staging["copy"]["bytes_uploaded"], 0, "{into_staging}");
     assert!(into_staging["copy"]["blobs_mounted"].as_u64().unwrap() >= 2);
 
     // Production asks for an approval: none yet, so the gate blocks and says so.
     let blocked = xt(root, &["promote", "production"], "ci");
-    fails(&blocked, 3, &["approvals", "production"]);
-    ok(xt(
+    fails_with(&blocked, 3, &["approvals", "production"]);
+    ok_json(xt(
         root,
         &["approve", "production", &built, "--json"],
         "alice",
     ));
-    let into_production = ok(xt(root, &["promote", "production", "--json"], "ci"));
+    let into_production = ok_json(xt(root, &["promote", "production", "--json"], "ci"));
     assert_eq!(into_production["digest"], built.as_str());
     assert_eq!(into_production["copy"]["bytes_uploaded"], 0);
 
@@ -188,7 +164,7 @@ url = "{url}"
         "ci",
     );
     let sbom: Value =
-        serde_json::from_slice(&sbom.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&sbom)));
+        serde_json::from_slice(&sbom.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&sbom)));
     assert_eq!(sbom["bomFormat"], "CycloneDX");
 
     // An injected critical finding, attached to the image in staging, blocks production.
@@ -220,20 +196,20 @@ url = "{url}"
         )
         .unwrap();
     let blocked = xt(root, &["promote", "production", "--dry-run"], "ci");
-    fails(&blocked, 3, &["scan", "RUSTSEC-2099-0001"]);
+    fails_with(&blocked, 3, &["scan", "RUSTSEC-2099-0001"]);
 
-    let verified = ok(xt(root, &["ledger", "verify", "--json"], "ci"));
+    let verified = ok_json(xt(root, &["ledger", "verify", "--json"], "ci"));
     // The verification, three promotions and the approval.
     assert_eq!(verified["entries"], 5, "{verified}");
-    let status = ok(xt(root, &["status", "--json"], "ci"));
+    let status = ok_json(xt(root, &["status", "--json"], "ci"));
     let stages: Vec<&Value> = status.as_array().unwrap().iter().collect();
     assert!(
         stages.iter().all(|s| s["digest"] == built.as_str()),
         "{status}"
     );
-    let history = ok(xt(root, &["history", "production", "--json"], "ci"));
+    let history = ok_json(xt(root, &["history", "production", "--json"], "ci"));
     assert!(history.as_array().unwrap().len() >= 2, "{history}");
-    let dora = ok(xt(root, &["dora", "--json"], "ci"));
+    let dora = ok_json(xt(root, &["dora", "--json"], "ci"));
     assert!(dora.to_string().contains('1'), "{dora}");
 
     let received = hooks.received();
@@ -279,7 +255,7 @@ fn each_gate_blocks_with_its_evidence() {
         &["ci", "--json"],
         &[("GITHUB_ACTOR", "ci")],
     ));
-    ok(xt(root, &["promote", "dev", "--json"], "ci"));
+    ok_json(xt(root, &["promote", "dev", "--json"], "ci"));
     let config =
         |name: &str, gates: &str| write(root, &format!("configs/{name}.toml"), &staging(gates));
     let promote =
@@ -289,25 +265,25 @@ fn each_gate_blocks_with_its_evidence() {
         "approvals",
         "approvals = { required = 1, approvers = [\"alice\", \"bob\", \"t@example.com\"] }",
     );
-    fails(&promote(&approvals, "ci"), 3, &["approvals", "0 of 1"]);
+    fails_with(&promote(&approvals, "ci"), 3, &["approvals", "0 of 1"]);
     // t@example.com wrote the fixture's commit, the image's revision.
-    ok(xt(
+    ok_json(xt(
         root,
         &[
             "--config", &approvals, "approve", "staging", &built, "--json",
         ],
         "t@example.com",
     ));
-    fails(&promote(&approvals, "ci"), 3, &["approvals", "author"]);
+    fails_with(&promote(&approvals, "ci"), 3, &["approvals", "author"]);
     let other = format!("sha256:{}", "ab".repeat(32));
-    ok(xt(
+    ok_json(xt(
         root,
         &[
             "--config", &approvals, "approve", "staging", &other, "--json",
         ],
         "alice",
     ));
-    fails(&promote(&approvals, "ci"), 3, &["approvals", &other[..19]]);
+    fails_with(&promote(&approvals, "ci"), 3, &["approvals", &other[..19]]);
 
     // Signed approvals: bob's unsigned one does not count, his signed one does.
     let key = root.join("bob_key");
@@ -320,15 +296,15 @@ fn each_gate_blocks_with_its_evidence() {
         "signed",
         "approvals = { required = 1, approvers = [\"bob\"], signed = true, allowed_signers = \"signers\" }",
     );
-    ok(xt(
+    ok_json(xt(
         root,
         &["--config", &signed, "approve", "staging", &built, "--json"],
         "bob",
     ));
-    fails(&promote(&signed, "ci"), 3, &["approvals", "bob"]);
+    fails_with(&promote(&signed, "ci"), 3, &["approvals", "bob"]);
 
     let soak = config("soak", "soak_minutes = 60");
-    fails(&promote(&soak, "ci"), 3, &["soak", "60"]);
+    fails_with(&promote(&soak, "ci"), 3, &["soak", "60"]);
 
     write(
         root,
@@ -349,14 +325,14 @@ fn each_gate_blocks_with_its_evidence() {
         "slow",
         "benchmark = { baseline = \"bench/base.json\", current = \"bench/slow.json\", max_regression_percent = 10 }",
     );
-    fails(
+    fails_with(
         &promote(&slow, "ci"),
         3,
         &["benchmark", "http_get", "11.0%"],
     );
 
     // What passes: bob's signed approval, a p95 exactly 10% slower.
-    ok(xt(
+    ok_json(xt(
         root,
         &[
             "--config",
@@ -379,7 +355,7 @@ fn each_gate_blocks_with_its_evidence() {
             "smoke = {{ url = \"http://127.0.0.1:{closed}/health\", retries = 1, within_secs = 5 }}"
         ),
     );
-    fails(&promote(&dead, "ci"), 3, &["smoke", "health"]);
+    fails_with(&promote(&dead, "ci"), 3, &["smoke", "health"]);
     let (endpoint, requests) = flaky_endpoint(1);
     // A webhook nobody listens to: the promotion goes on, with a warning.
     let passing = config(
@@ -397,9 +373,9 @@ fn each_gate_blocks_with_its_evidence() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("warning: webhook"),
         "{}",
-        text(&out)
+        describe(&out)
     );
-    let promoted = ok(out);
+    let promoted = ok_json(out);
     assert_eq!(promoted["digest"], built.as_str());
     assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
     assert_eq!(
@@ -469,7 +445,7 @@ fn rollback_and_a_crash_between_the_ledger_and_the_tag_are_repaired() {
         &["ci", "--json"],
         &[("GITHUB_ACTOR", "ci")],
     ));
-    ok(xt(root, &["promote", "dev", "--json"], "ci"));
+    ok_json(xt(root, &["promote", "dev", "--json"], "ci"));
     write(
         root,
         "src/main.rs",
@@ -481,14 +457,14 @@ fn rollback_and_a_crash_between_the_ledger_and_the_tag_are_repaired() {
         &[("GITHUB_ACTOR", "ci")],
     ));
     assert_ne!(first, second);
-    ok(xt(root, &["promote", "dev", "--json"], "ci"));
+    ok_json(xt(root, &["promote", "dev", "--json"], "ci"));
     let dev = "target/wharf/oci/app";
     assert_eq!(layout_tag(root, dev, "dev"), second);
 
-    let back = ok(xt(root, &["rollback", "dev", "--json"], "ci"));
+    let back = ok_json(xt(root, &["rollback", "dev", "--json"], "ci"));
     assert_eq!(back["to"], first.as_str());
     assert_eq!(layout_tag(root, dev, "dev"), first);
-    fails(
+    fails_with(
         &xt(root, &["rollback", "dev"], "ci"),
         2,
         &["nothing to roll back to"],
@@ -526,28 +502,28 @@ fn rollback_and_a_crash_between_the_ledger_and_the_tag_are_repaired() {
         drift.contains(":dev points at") && drift.contains(&format!("the ledger says {second}")),
         "{drift}"
     );
-    let status = ok(out);
+    let status = ok_json(out);
     assert_eq!(status[0]["digest"], second.as_str(), "{status}");
     assert_eq!(layout_tag(root, dev, "dev"), first);
     let repaired = xt(root, &["rollback", "dev", "--dry-run", "--json"], "ci");
-    assert!(repaired.status.success(), "{}", text(&repaired));
+    assert!(repaired.status.success(), "{}", describe(&repaired));
     let out = xt(
         root,
         &["promote", "dev", "--digest", &second, "--dry-run"],
         "ci",
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", describe(&out));
     // A dry run changes nothing; approving (a change) repairs first.
     assert_eq!(layout_tag(root, dev, "dev"), first);
     let fixed = xt(root, &["rollback", "dev", "--json"], "ci");
-    assert!(fixed.status.success(), "{}", text(&fixed));
+    assert!(fixed.status.success(), "{}", describe(&fixed));
     assert!(
         String::from_utf8_lossy(&fixed.stderr).contains("repaired"),
         "{}",
-        text(&fixed)
+        describe(&fixed)
     );
     assert_eq!(layout_tag(root, dev, "dev"), first);
-    ok(xt(root, &["ledger", "verify", "--json"], "ci"));
+    ok_json(xt(root, &["ledger", "verify", "--json"], "ci"));
     // One message per promotion and rollback that happened (the killed one sent none).
     let received = hooks.received();
     let count = |event: &str| received.iter().filter(|m| m["event"] == event).count();
@@ -593,13 +569,13 @@ fn concurrent_promotions_and_rollbacks_lose_nothing() {
     // A deep enough history that 10 rollbacks in any order have something to go back to.
     for round in 0..11 {
         let digest = if round % 2 == 0 { &first } else { &second };
-        ok(xtask_in(
+        ok_json(xtask_in(
             root,
             &["promote", "dev", "--digest", digest, "--json"],
             &env,
         ));
     }
-    let before = ok(xtask_in(root, &["ledger", "verify", "--json"], &env))["entries"]
+    let before = ok_json(xtask_in(root, &["ledger", "verify", "--json"], &env))["entries"]
         .as_u64()
         .unwrap();
     let children: Vec<_> = (0..20)
@@ -622,9 +598,9 @@ fn concurrent_promotions_and_rollbacks_lose_nothing() {
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", text(&out));
+        assert!(out.status.success(), "{}", describe(&out));
     }
-    let after = ok(xtask_in(root, &["ledger", "verify", "--json"], &env));
+    let after = ok_json(xtask_in(root, &["ledger", "verify", "--json"], &env));
     assert_eq!(after["entries"].as_u64().unwrap(), before + 20, "{after}");
     // The shared copy, read by git itself, holds them too.
     let shared = run(std::process::Command::new("git")
@@ -636,7 +612,7 @@ fn concurrent_promotions_and_rollbacks_lose_nothing() {
         shared.iter().filter(|b| **b == b'\n').count() as u64,
         before + 20
     );
-    let status = ok(xtask_in(root, &["status", "--json"], &env));
+    let status = ok_json(xtask_in(root, &["status", "--json"], &env));
     assert_eq!(
         layout_tag(root, "target/wharf/oci/app", "dev"),
         status[0]["digest"].as_str().unwrap()
@@ -671,10 +647,10 @@ fn a_release_can_end_by_promoting_its_image() {
         order,
         ["image", "push", "record", "promote-dev"],
         "{}",
-        text(&out)
+        describe(&out)
     );
     assert_eq!(finished[3]["outputs"]["digest"]["value"], built.as_str());
-    let status = ok(xt(root, &["status", "--json"], "ci"));
+    let status = ok_json(xt(root, &["status", "--json"], "ci"));
     assert_eq!(status[0]["digest"], built.as_str());
     assert_eq!(status[0]["by"], "ci");
 }

@@ -10,6 +10,7 @@ pub mod copy;
 pub mod image;
 pub mod progress;
 pub mod scan;
+pub mod sign;
 pub mod steps;
 
 pub use config::{CONFIG_PATH, Config, ConfigError};

@@ -1,0 +1,238 @@
+//! `cargo xtask keygen`, `sign` and `verify`: cosign-compatible signatures (see
+//! `wharf-sign` for the format and `wharf_pipeline::sign` for the registry side).
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::json;
+use wharf_oci::Reference;
+use wharf_pipeline::sign;
+use wharf_sign::{KeyPair, PublicKey};
+
+use crate::{GateFailed, UsageError, stdout, usage};
+
+/// A key named `env://NAME` is read from that environment variable (as cosign's).
+const ENV_PREFIX: &str = "env://";
+
+#[derive(clap::Args)]
+pub struct KeygenArgs {
+    /// Writes PREFIX.key (the private key, PKCS#8 PEM, mode 0600) and PREFIX.pub (the
+    /// public key, as `cosign verify --key` reads it).
+    #[arg(long, value_name = "PREFIX", default_value = "cosign")]
+    output_key_prefix: PathBuf,
+    /// Replace existing key files.
+    #[arg(long)]
+    force: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct SignArgs {
+    /// The image: docker://HOST/REPO:TAG or @DIGEST (a tag is resolved: the digest is
+    /// signed).
+    image: String,
+    /// The private key: a PKCS#8 PEM file (mode 0600 or stricter), or env://NAME for a
+    /// variable holding the PEM (e.g. a CI secret).
+    #[arg(long, value_name = "KEY")]
+    key: String,
+    #[arg(long)]
+    json: bool,
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// The image: docker://HOST/REPO:TAG or @DIGEST.
+    image: String,
+    /// A public key (PEM `PUBLIC KEY`, e.g. cosign.pub) or env://NAME; repeat it to accept
+    /// any of several keys.
+    #[arg(long, value_name = "PUB", required = true)]
+    key: Vec<String>,
+    /// Also require each signature's docker-reference to be the image's repository (a
+    /// signature made for the same digest in another repository then fails).
+    #[arg(long)]
+    check_reference: bool,
+    #[arg(long)]
+    json: bool,
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure: Vec<String>,
+}
+
+pub fn keygen(args: KeygenArgs) -> Result<()> {
+    let pair = KeyPair::generate()?;
+    let private = with_suffix(&args.output_key_prefix, "key");
+    let public = with_suffix(&args.output_key_prefix, "pub");
+    if !args.force {
+        for path in [&private, &public] {
+            if path.exists() {
+                return Err(usage(format!(
+                    "{} exists: keygen does not overwrite keys (pass --force to replace it, \
+                     or --output-key-prefix to write elsewhere)",
+                    path.display()
+                )));
+            }
+        }
+    }
+    write_file(&private, pair.private_pem().as_bytes(), 0o600, args.force)?;
+    write_file(
+        &public,
+        pair.public_key().to_pem().as_bytes(),
+        0o644,
+        args.force,
+    )?;
+    let id = pair.public_key().id();
+    if args.json {
+        stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json!({
+                "private_key": private, "public_key": public, "key": id,
+            }))?
+        ))
+    } else {
+        stdout(&format!(
+            "wrote {} (private: keep it secret, e.g. a CI secret) and {} (public: for \
+             `cargo xtask verify --key` and `cosign verify --key`), key {id}\n",
+            private.display(),
+            public.display()
+        ))
+    }
+}
+
+pub fn sign(args: SignArgs) -> Result<()> {
+    let image = parse_image(&args.image)?;
+    let key = read_private_key(&args.key)?;
+    let client = crate::copy::client(args.json, args.insecure)?;
+    let signed = sign::sign(&client, &image, &key).with_context(|| format!("signing {image}"))?;
+    if args.json {
+        return stdout(&format!("{}\n", serde_json::to_string_pretty(&signed)?));
+    }
+    let what = if signed.added {
+        "signed"
+    } else {
+        "already signed (nothing written)"
+    };
+    stdout(&format!(
+        "{what} {} with key {}: {} holds {} signature(s)\n",
+        signed.image, signed.key, signed.signatures, signed.count
+    ))
+}
+
+pub fn verify(args: VerifyArgs) -> Result<()> {
+    let image = parse_image(&args.image)?;
+    let keys = args
+        .key
+        .iter()
+        .map(|key| read_public_key(key))
+        .collect::<Result<Vec<_>>>()?;
+    let client = crate::copy::client(args.json, args.insecure)?;
+    let verification = sign::verify(&client, &image, &keys, args.check_reference)
+        .with_context(|| format!("verifying {image}"))?;
+    if args.json {
+        stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json!({
+                "verified": verification.verified(),
+                "matched_keys": verification.matched_keys(),
+                "image": verification.image,
+                "signatures": verification.layers,
+            }))?
+        ))?;
+    } else if verification.verified() {
+        stdout(&format!(
+            "verified {}@{}: signed by key {}\n",
+            sign::repository_of(&image),
+            verification.image,
+            verification.matched_keys().join(", ")
+        ))?;
+    }
+    if verification.verified() {
+        Ok(())
+    } else {
+        Err(GateFailed(format!(
+            "{}@{} is not verified by the given keys:\n{}",
+            sign::repository_of(&image),
+            verification.image,
+            verification.failures()
+        ))
+        .into())
+    }
+}
+
+fn parse_image(text: &str) -> Result<Reference> {
+    let text = text.strip_prefix("docker://").unwrap_or(text);
+    text.parse()
+        .map_err(|e: wharf_oci::ReferenceError| UsageError(e.into()).into())
+}
+
+fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut name = prefix.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Writes a key file whole or not at all, with `mode` from its creation (a private key is
+/// never readable by others, not even for a moment).
+fn write_file(path: &Path, bytes: &[u8], mode: u32, replace: bool) -> Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".wharf-key-")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    let persisted = if replace {
+        file.persist(path).map(|_| ())
+    } else {
+        file.persist_noclobber(path).map(|_| ())
+    };
+    persisted.map_err(|e| anyhow!("writing {}: {}", path.display(), e.error))
+}
+
+/// The bytes of a key given as a path or `env://NAME`, how to name it in messages, and the
+/// file's permission bits (none for a variable).
+fn key_source(key: &str) -> Result<(Vec<u8>, String, Option<u32>)> {
+    if let Some(name) = key.strip_prefix(ENV_PREFIX) {
+        let value = std::env::var(name).map_err(|_| {
+            usage(format!(
+                "the key {key}: the environment variable {name} is not set (or not UTF-8)"
+            ))
+        })?;
+        return Ok((value.into_bytes(), format!("the variable {name}"), None));
+    }
+    let path = Path::new(key);
+    let metadata =
+        std::fs::metadata(path).map_err(|e| usage(format!("the key {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading the key {}", path.display()))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    Ok((bytes, path.display().to_string(), Some(mode)))
+}
+
+/// A private key, refused when its file can be read by other users (after checking it is
+/// a private key at all: a public key given by mistake is named as such).
+fn read_private_key(key: &str) -> Result<KeyPair> {
+    let (bytes, what, mode) = key_source(key)?;
+    let pair = KeyPair::from_pem(&bytes, &what).map_err(|e| UsageError(e.into()))?;
+    if let Some(mode) = mode.filter(|mode| mode & 0o077 != 0) {
+        return Err(usage(format!(
+            "the private key {what} can be read by other users (mode {mode:04o}): run \
+             `chmod 600 {what}`"
+        )));
+    }
+    Ok(pair)
+}
+
+fn read_public_key(key: &str) -> Result<PublicKey> {
+    let (bytes, what, _) = key_source(key)?;
+    PublicKey::from_pem(&bytes, &what).map_err(|e| UsageError(e.into()).into())
+}

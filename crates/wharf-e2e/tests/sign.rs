@@ -1,0 +1,262 @@
+//! Signatures (issue 13): `cargo xtask keygen`, `sign` and `verify` against the real
+//! registry, and each signature checked by tools that are not wharf: the `.sig` manifest read
+//! with skopeo, the payload fetched over plain HTTP by Python, the signature checked with
+//! `openssl dgst -sha256 -verify`, the payload's fields read by name.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use base64::Engine as _;
+use serde_json::Value;
+use wharf::oci::{Digest, Reference};
+use wharf::registry::{Client, Config};
+use wharf_e2e::registry::{Auth, Registry, write_tiny_image};
+use wharf_e2e::{describe, fails_with, ok_json, require, require_skopeo, run, xtask_binary};
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(xtask_binary())
+        .args(args)
+        .env_remove("WHARF_SIGNING_KEY")
+        .output()
+        .unwrap()
+}
+
+/// A loopback registry holding a tiny image at `REPO:v1`; its digest.
+fn registry_with_image(dir: &Path, repo: &str) -> Option<(Registry, String)> {
+    let registry = Registry::try_start(Auth::None)?;
+    let layout = dir.join(format!("layout-{}", repo.replace('/', "-")));
+    let tiny = write_tiny_image(&layout, "v1", repo.as_bytes());
+    let source = format!("oci:{}:v1", layout.display());
+    let out = xtask(&[
+        "copy",
+        &source,
+        &format!("docker://{}/{repo}:v1", registry.host()),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    Some((registry, tiny.manifest_digest))
+}
+
+fn keygen(dir: &Path, name: &str) -> (String, String) {
+    let prefix = dir.join(name);
+    let out = ok_json(xtask(&[
+        "keygen",
+        "--json",
+        "--output-key-prefix",
+        prefix.to_str().unwrap(),
+    ]));
+    let private = out["private_key"].as_str().unwrap().to_string();
+    let public = out["public_key"].as_str().unwrap().to_string();
+    let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the private key is for its owner only");
+    (private, public)
+}
+
+/// What skopeo (not wharf) reads as the raw manifest at `reference`.
+fn skopeo_raw(reference: &str) -> Value {
+    let out = run(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A blob's bytes fetched by Python's urllib from the registry's HTTP API.
+fn python_blob(host: &str, repo: &str, digest: &str) -> Vec<u8> {
+    run(Command::new("python3").args([
+        "-c",
+        "import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())",
+        &format!("http://{host}/v2/{repo}/blobs/{digest}"),
+    ]))
+    .stdout
+}
+
+#[test]
+fn a_signature_wharf_makes_verifies_with_openssl_and_has_cosigns_fields() {
+    if !require_skopeo()
+        || !require("openssl", &["version"], "apt-get install openssl")
+        || !require("python3", &["--version"], "apt-get install python3")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some((registry, digest)) = registry_with_image(dir.path(), "team/app") else {
+        return;
+    };
+    let host = registry.host();
+    let (key, public) = keygen(dir.path(), "cosign");
+    let image = format!("docker://{host}/team/app:v1");
+
+    let signed = ok_json(xtask(&["sign", &image, "--key", &key, "--json"]));
+    assert_eq!(signed["added"], true);
+    assert_eq!(signed["count"], 1);
+    let verified = ok_json(xtask(&["verify", &image, "--key", &public, "--json"]));
+    assert_eq!(verified["verified"], true);
+    assert_eq!(verified["image"], digest.as_str());
+    assert_eq!(verified["matched_keys"].as_array().unwrap().len(), 1);
+
+    // cosign's tag, read by skopeo.
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let manifest = skopeo_raw(&format!("{host}/team/app:sha256-{hex}.sig"));
+    let layer = &manifest["layers"][0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
+    let annotation = layer["annotations"]["dev.cosignproject.cosign/signature"]
+        .as_str()
+        .unwrap();
+
+    // The payload, fetched by Python, read by field name as cosign's spec names them.
+    let payload = python_blob(&host, "team/app", layer["digest"].as_str().unwrap());
+    let claims: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        claims["critical"]["type"],
+        "cosign container image signature"
+    );
+    assert_eq!(
+        claims["critical"]["image"]["docker-manifest-digest"],
+        digest.as_str()
+    );
+    assert_eq!(
+        claims["critical"]["identity"]["docker-reference"],
+        format!("{host}/team/app")
+    );
+    assert!(claims.get("optional").is_some());
+
+    // The signature, checked by openssl over the payload's bytes.
+    let payload_path = dir.path().join("payload.json");
+    let signature_path = dir.path().join("sig.der");
+    std::fs::write(&payload_path, &payload).unwrap();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(annotation)
+        .unwrap();
+    std::fs::write(&signature_path, &der).unwrap();
+    let openssl = |public: &str| {
+        Command::new("openssl")
+            .args(["dgst", "-sha256", "-verify", public, "-signature"])
+            .arg(&signature_path)
+            .arg(&payload_path)
+            .output()
+            .unwrap()
+    };
+    let out = openssl(&public);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Verified OK");
+    // ...and refused by openssl with another key: the check can fail.
+    let (_, other_public) = keygen(dir.path(), "other");
+    assert!(!openssl(&other_public).status.success());
+}
+
+#[test]
+fn signing_again_keeps_earlier_signatures_and_verify_names_what_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((registry, digest)) = registry_with_image(dir.path(), "team/app") else {
+        return;
+    };
+    let host = registry.host();
+    let image = format!("docker://{host}/team/app:v1");
+    let (first, first_pub) = keygen(dir.path(), "first");
+    let (second, second_pub) = keygen(dir.path(), "second");
+    let (_, stranger_pub) = keygen(dir.path(), "stranger");
+
+    ok_json(xtask(&["sign", &image, "--key", &first, "--json"]));
+    let again = ok_json(xtask(&["sign", &image, "--key", &first, "--json"]));
+    assert_eq!(again["added"], false, "the same key twice writes nothing");
+    assert_eq!(again["count"], 1);
+    let both = ok_json(xtask(&["sign", &image, "--key", &second, "--json"]));
+    assert_eq!(both["count"], 2, "earlier signatures are kept");
+    for public in [&first_pub, &second_pub] {
+        ok_json(xtask(&["verify", &image, "--key", public, "--json"]));
+    }
+
+    // The wrong key: exit 3, the check named.
+    let out = xtask(&["verify", &image, "--key", &stranger_pub]);
+    fails_with(&out, 3, &["not verified", "no given key"]);
+
+    // A signature copied from another image: the payload names the other digest.
+    let registry_client = Client::new(Config::new()).unwrap();
+    let other = write_tiny_image(&dir.path().join("other"), "v1", b"another image");
+    let out = xtask(&[
+        "copy",
+        &format!("oci:{}:v1", dir.path().join("other").display()),
+        &format!("docker://{host}/team/app:v2"),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let from: Digest = digest.parse().unwrap();
+    let to: Digest = other.manifest_digest.parse().unwrap();
+    let sig = |d: &Digest| -> Reference {
+        format!("{host}/team/app:sha256-{}.sig", d.hex())
+            .parse()
+            .unwrap()
+    };
+    let stolen = registry_client.manifest(&sig(&from)).unwrap();
+    registry_client
+        .put_manifest(
+            &host,
+            "team/app",
+            sig(&to).tag().unwrap(),
+            &stolen.media_type,
+            &stolen.bytes,
+        )
+        .unwrap();
+    let out = xtask(&[
+        "verify",
+        &format!("docker://{host}/team/app:v2"),
+        "--key",
+        &first_pub,
+    ]);
+    fails_with(&out, 3, &["not this image", &digest]);
+
+    // A truncated annotation, stored in the registry: the signature check fails.
+    let mut manifest: Value = serde_json::from_slice(&stolen.bytes).unwrap();
+    let annotation = manifest["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    manifest["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"] =
+        Value::String(annotation[..annotation.len() - 3].to_string());
+    registry_client
+        .put_manifest(
+            &host,
+            "team/app",
+            sig(&from).tag().unwrap(),
+            &stolen.media_type,
+            &serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+    let out = xtask(&["verify", &image, "--key", &first_pub]);
+    fails_with(&out, 3, &["signature 1", "not base64"]);
+    // The second signature (another layer) is untouched and still verifies.
+    ok_json(xtask(&["verify", &image, "--key", &second_pub, "--json"]));
+}
+
+#[test]
+fn keys_are_checked_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "cosign");
+    // keygen refuses to overwrite.
+    let out = xtask(&[
+        "keygen",
+        "--output-key-prefix",
+        dir.path().join("cosign").to_str().unwrap(),
+    ]);
+    fails_with(&out, 2, &["exists", "--force"]);
+    // A private key others can read is refused, naming the fix.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = xtask(&["sign", "docker://127.0.0.1:9/none:v1", "--key", &key]);
+    fails_with(&out, 2, &["mode 0644", "chmod 600"]);
+    // The public key where the private one belongs.
+    let out = xtask(&["sign", "docker://127.0.0.1:9/none:v1", "--key", &public]);
+    fails_with(&out, 2, &["public half"]);
+    // env://NAME: the variable is named when missing; its content is used when set.
+    let out = xtask(&[
+        "sign",
+        "docker://127.0.0.1:9/none:v1",
+        "--key",
+        "env://WHARF_SIGNING_KEY",
+    ]);
+    fails_with(&out, 2, &["WHARF_SIGNING_KEY is not set"]);
+}
