@@ -11,9 +11,13 @@ pub struct Args {
     /// Destination, in the same syntax.
     destination: String,
     /// Print one JSON object (digest, blobs_uploaded, blobs_mounted, blobs_skipped,
-    /// bytes_uploaded) on stdout.
+    /// bytes_uploaded, signatures, referrers) on stdout.
     #[arg(long)]
     json: bool,
+    /// Copy the image alone: not its cosign signatures (the `.sig` tag) nor its referrers
+    /// (SBOMs, scan reports, provenance), which go with it from registry to registry.
+    #[arg(long)]
+    no_signatures: bool,
     /// Do not verify this registry's certificate (HOST[:PORT], matched exactly); plain HTTP
     /// only if it does not speak TLS.
     #[arg(long = "insecure-registry", value_name = "HOST")]
@@ -38,8 +42,16 @@ pub fn run(args: Args) -> Result<()> {
     let source = parse(&args.source)?;
     let destination = parse(&args.destination)?;
     let client = client(args.json, args.insecure)?;
-    let report = copy::copy(&client, &source, &destination)
+    let mut report = copy::copy(&client, &source, &destination)
         .with_context(|| format!("copying {source} to {destination}"))?;
+    if let (Location::Registry(from), Location::Registry(to), Some(digest)) =
+        (&source, &destination, report.digest.clone())
+        && !args.no_signatures
+    {
+        copy::copy_attachments(&client, from, to, &digest, &mut report).with_context(|| {
+            format!("copying the signatures and referrers of {source} to {destination}")
+        })?;
+    }
     print_report(&report, args.json)
 }
 
@@ -61,6 +73,12 @@ pub fn print_report(report: &copy::CopyReport, json: bool) -> Result<()> {
             report.blobs_mounted,
             report.blobs_skipped
         );
+        if report.signatures + report.referrers > 0 {
+            eprintln!(
+                "    with it: {} signature(s), {} referrer(s)",
+                report.signatures, report.referrers
+            );
+        }
     }
     Ok(())
 }

@@ -126,7 +126,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     let keys = args
         .key
         .iter()
-        .map(|key| read_public_key(key))
+        .map(|key| read_public_key(key, None))
         .collect::<Result<Vec<_>>>()?;
     let client = crate::copy::client(args.json, args.insecure)?;
     let verification = sign::verify(&client, &image, &keys, args.check_reference)
@@ -232,7 +232,13 @@ fn read_private_key(key: &str) -> Result<KeyPair> {
     Ok(pair)
 }
 
-fn read_public_key(key: &str) -> Result<PublicKey> {
-    let (bytes, what, _) = key_source(key)?;
+/// A public key given as a path (relative to `root` if given and the path is relative) or
+/// `env://NAME`.
+pub(crate) fn read_public_key(key: &str, root: Option<&Path>) -> Result<PublicKey> {
+    let key = match root {
+        Some(root) if !key.starts_with(ENV_PREFIX) => root.join(key).display().to_string(),
+        _ => key.to_string(),
+    };
+    let (bytes, what, _) = key_source(&key)?;
     PublicKey::from_pem(&bytes, &what).map_err(|e| UsageError(e.into()).into())
 }

@@ -88,7 +88,7 @@ from = "staging"
 location = "{production}"
 semver_tags = true
 date_tag = true
-gates = {{ scan = true, approvals = {{ required = 1, approvers = ["alice", "bob"] }} }}
+gates = {{ scan = true, approvals = {{ required = 1, approvers = ["alice", "bob"] }}, signature = {{ keys = ["cosign.pub"] }} }}
 
 [[webhooks]]
 url = "{url}"
@@ -115,17 +115,59 @@ url = "{url}"
     assert_eq!(into_staging["copy"]["bytes_uploaded"], 0, "{into_staging}");
     assert!(into_staging["copy"]["blobs_mounted"].as_u64().unwrap() >= 2);
 
-    // Production asks for an approval: none yet, so the gate blocks and says so.
+    // Production asks for an approval and a signature: neither is there, so both gates
+    // block and say so.
+    let prefix = root.join("cosign");
+    let prefix = prefix.to_str().unwrap();
+    ok_json(xt(
+        root,
+        &["keygen", "--output-key-prefix", prefix, "--json"],
+        "ci",
+    ));
     let blocked = xt(root, &["promote", "production"], "ci");
-    fails_with(&blocked, 3, &["approvals", "production"]);
+    fails_with(
+        &blocked,
+        3,
+        &["approvals", "production", "signature", "has no signature"],
+    );
     ok_json(xt(
         root,
         &["approve", "production", &built, "--json"],
         "alice",
     ));
+    let unsigned = xt(root, &["promote", "production"], "ci");
+    fails_with(&unsigned, 3, &["signature", "cargo xtask sign"]);
+    // Signed in staging (where production takes it from) with the key the gate names.
+    let key = format!("{prefix}.key");
+    ok_json(xt(
+        root,
+        &[
+            "sign",
+            &format!("{staging}@{built}"),
+            "--key",
+            &key,
+            "--json",
+        ],
+        "ci",
+    ));
     let into_production = ok_json(xt(root, &["promote", "production", "--json"], "ci"));
     assert_eq!(into_production["digest"], built.as_str());
     assert_eq!(into_production["copy"]["bytes_uploaded"], 0);
+
+    // The signature travelled with the image: it verifies in production.
+    let verified = ok_json(xt(
+        root,
+        &[
+            "verify",
+            &format!("{production}:production"),
+            "--key",
+            &format!("{prefix}.pub"),
+            "--json",
+        ],
+        "ci",
+    ));
+    assert_eq!(verified["verified"], true);
+    assert_eq!(verified["image"], built.as_str());
 
     // skopeo, not wharf: production's tags point at the digest CI built.
     assert_eq!(skopeo_digest(&format!("{production}:production")), built);

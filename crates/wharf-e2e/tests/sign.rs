@@ -260,3 +260,66 @@ fn keys_are_checked_before_anything_is_sent() {
     ]);
     fails_with(&out, 2, &["WHARF_SIGNING_KEY is not set"]);
 }
+
+/// `copy` takes the signatures along (and referrers), so `verify` passes in the copy's
+/// repository; `--no-signatures` leaves them behind, and `verify` fails there.
+#[test]
+fn copies_carry_signatures_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((registry, digest)) = registry_with_image(dir.path(), "team/app") else {
+        return;
+    };
+    let host = registry.host();
+    let (key, public) = keygen(dir.path(), "cosign");
+    ok_json(xtask(&[
+        "sign",
+        &format!("docker://{host}/team/app:v1"),
+        "--key",
+        &key,
+        "--json",
+    ]));
+
+    let copied = ok_json(xtask(&[
+        "copy",
+        "--json",
+        &format!("docker://{host}/team/app:v1"),
+        &format!("docker://{host}/other/app:v1"),
+    ]));
+    assert_eq!(copied["signatures"], 1, "{copied}");
+    assert_eq!(
+        copied["bytes_uploaded"], 0,
+        "mounted within the registry: {copied}"
+    );
+    let verified = ok_json(xtask(&[
+        "verify",
+        &format!("docker://{host}/other/app:v1"),
+        "--key",
+        &public,
+        "--json",
+    ]));
+    assert_eq!(verified["image"], digest.as_str());
+    // The .sig manifest was copied byte for byte: the same digest in both repositories.
+    let sig_tag = format!("sha256-{}.sig", digest.strip_prefix("sha256:").unwrap());
+    let client = Client::new(Config::new()).unwrap();
+    let digest_in = |repo: &str| {
+        let reference: Reference = format!("{host}/{repo}:{sig_tag}").parse().unwrap();
+        client.manifest(&reference).unwrap().digest
+    };
+    assert_eq!(digest_in("team/app"), digest_in("other/app"));
+
+    let bare = ok_json(xtask(&[
+        "copy",
+        "--json",
+        "--no-signatures",
+        &format!("docker://{host}/team/app:v1"),
+        &format!("docker://{host}/bare/app:v1"),
+    ]));
+    assert_eq!(bare["signatures"], 0);
+    let out = xtask(&[
+        "verify",
+        &format!("docker://{host}/bare/app:v1"),
+        "--key",
+        &public,
+    ]);
+    fails_with(&out, 3, &["not verified", "has no signatures"]);
+}

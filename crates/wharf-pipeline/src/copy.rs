@@ -4,7 +4,7 @@
 use serde::Serialize;
 use wharf_engine::Engine;
 use wharf_oci::{
-    Descriptor, Digest, Image, Index, Layout, Location, Platform, Reference, media_type,
+    Descriptor, Digest, Image, Index, Layout, Location, Manifest, Platform, Reference, media_type,
 };
 use wharf_registry::{Client, PushReport};
 
@@ -40,6 +40,19 @@ pub struct CopyReport {
     pub blobs_mounted: usize,
     pub blobs_skipped: usize,
     pub bytes_uploaded: u64,
+    /// Signature layers (cosign's `.sig`) the destination gained ([`copy_attachments`]).
+    pub signatures: usize,
+    /// Referrers (SBOMs, scan reports, provenance) copied ([`copy_attachments`]).
+    pub referrers: usize,
+}
+
+impl CopyReport {
+    fn absorb(&mut self, push: &PushReport) {
+        self.blobs_uploaded += push.blobs_uploaded;
+        self.blobs_mounted += push.blobs_mounted;
+        self.blobs_skipped += push.blobs_skipped;
+        self.bytes_uploaded += push.bytes_uploaded;
+    }
 }
 
 /// Copies the image or index at `source` to `destination`, keeping its digest. An index is
@@ -75,6 +88,7 @@ pub fn copy(
         blobs_mounted: totals.blobs_mounted,
         blobs_skipped: totals.blobs_skipped,
         bytes_uploaded: totals.bytes_uploaded,
+        ..CopyReport::default()
     };
     let (media_type, bytes) = match source {
         Location::Layout { dir, tag } => {
@@ -143,6 +157,105 @@ pub fn copy(
         totals = sink.image(open(&root)?.as_ref(), true)?;
     }
     Ok(report(totals))
+}
+
+/// Copies what travels with the image `digest` from the repository `from` to `to`: its
+/// cosign signatures (the `.sig` manifest; merged with any the destination has, so neither
+/// side loses one) and its referrers (SBOMs, scan reports, provenance). Blobs are mounted
+/// within one registry, so nothing is sent; manifests keep their digests (a `.sig` the
+/// destination lacks is copied byte for byte). Adds to `report`.
+pub fn copy_attachments(
+    client: &Client,
+    from: &Reference,
+    to: &Reference,
+    digest: &Digest,
+    report: &mut CopyReport,
+) -> Result<(), CopyError> {
+    if from.registry() == to.registry() && from.repository() == to.repository() {
+        return Ok(()); // They are already there.
+    }
+    let (from_image, to_image) = (
+        from.with_digest(digest.clone()),
+        to.with_digest(digest.clone()),
+    );
+    for descriptor in client.referrers(&from_image, None)? {
+        let suffix = referrer_suffix(descriptor.artifact_type.as_deref());
+        let pushed = client.copy_referrer(&from_image, &to_image, &descriptor, suffix)?;
+        report.absorb(&pushed);
+        report.referrers += 1;
+    }
+    let tag = wharf_sign::signature_tag(digest);
+    let tagged = |repo: &Reference| {
+        repo.with_tag(&tag)
+            .map_err(|e| CopyError::Unsupported(format!("naming the tag {tag}: {e}")))
+    };
+    let Some(source) = optional_manifest(client, &tagged(from)?)? else {
+        return Ok(());
+    };
+    let signatures: Manifest = serde_json::from_slice(&source.bytes).map_err(|e| {
+        CopyError::Unsupported(format!("{from}:{tag} is not an image manifest: {e}"))
+    })?;
+    let pushed = client.copy_blobs(
+        from,
+        to,
+        std::iter::once(&signatures.config).chain(&signatures.layers),
+    )?;
+    report.absorb(&pushed);
+    let (media_type, bytes, added) = match optional_manifest(client, &tagged(to)?)? {
+        None => (source.media_type, source.bytes, signatures.layers.len()),
+        Some(existing) => {
+            let existing: Manifest = serde_json::from_slice(&existing.bytes).map_err(|e| {
+                CopyError::Unsupported(format!("{to}:{tag} is not an image manifest: {e}"))
+            })?;
+            let mut merged = wharf_sign::SignatureManifest::from_existing(Some(existing));
+            let added = merged.merge(&signatures);
+            if added == 0 {
+                return Ok(());
+            }
+            let config = &merged.manifest.config;
+            let open =
+                || Ok(Box::new(merged.config.as_slice()) as wharf_oci::image::BlobReader<'_>);
+            let mut config_push = PushReport::default();
+            config_push.add(client.push_blob(
+                to.registry(),
+                to.repository(),
+                config,
+                None,
+                &open,
+            )?);
+            report.absorb(&config_push);
+            (
+                media_type::OCI_MANIFEST.to_string(),
+                merged.manifest_bytes(),
+                added,
+            )
+        }
+    };
+    client.put_manifest(to.registry(), to.repository(), &tag, &media_type, &bytes)?;
+    report.signatures += added;
+    Ok(())
+}
+
+/// The manifest at `reference`, or `None` when the registry has none there.
+fn optional_manifest(
+    client: &Client,
+    reference: &Reference,
+) -> Result<Option<wharf_registry::RawManifest>, CopyError> {
+    match client.manifest(reference) {
+        Ok(raw) => Ok(Some(raw)),
+        Err(wharf_registry::Error::Status { status: 404, .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The tag suffix (`sha256-<hex>.<suffix>`) under which a referrer of this artifact type is
+/// found on registries without the referrers API.
+pub fn referrer_suffix(artifact_type: Option<&str>) -> &'static str {
+    match artifact_type {
+        Some(media_type::CYCLONEDX_JSON) => "sbom",
+        Some(media_type::WHARF_SCAN) => "scan",
+        _ => "att",
+    }
 }
 
 /// The descriptor `tag` names in a layout, or its only entry when no tag is given.

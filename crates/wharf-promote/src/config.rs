@@ -59,6 +59,22 @@ pub struct Gates {
     /// N of M distinct approvals for the digest.
     #[serde(default)]
     pub approvals: Option<ApprovalGate>,
+    /// A cosign signature of the digest, in the location it comes from, that one of these
+    /// public keys verifies.
+    #[serde(default)]
+    pub signature: Option<SignatureGate>,
+}
+
+/// `signature = { keys = ["pipelines/cosign.pub"], check_reference = false }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureGate {
+    /// Public keys (PEM, as `cosign.pub`): files relative to the workspace root, or
+    /// `env://NAME` for a variable holding one. Any of them may have signed.
+    pub keys: Vec<String>,
+    /// Also require the signature's docker-reference to be the source repository.
+    #[serde(default)]
+    pub check_reference: bool,
 }
 
 /// `benchmark = { baseline = "FILE", current = "FILE", max_regression_percent = 10 }`.

@@ -42,10 +42,28 @@ pub struct Evidence {
     /// The image's `org.opencontainers.image.revision` label (the commit).
     #[serde(default)]
     pub revision: Option<String>,
-    /// Gates added by other features (the signature gate): counted like the others. Their
-    /// evidence must hold no floating-point numbers.
+    /// The image's cosign signatures, checked against the signature gate's keys.
+    #[serde(default)]
+    pub signature: Option<SignatureVerdict>,
+    /// Gates added by other features: counted like the others. Their evidence must hold no
+    /// floating-point numbers.
     #[serde(default)]
     pub extra: Vec<GateResult>,
+}
+
+/// The image's signatures as the caller checked them (`wharf_sign::Verification`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureVerdict {
+    /// Where the signatures were read (the source location).
+    pub location: String,
+    /// The ids of the gate's keys that verified a signature of the digest; empty: none.
+    pub matched_keys: Vec<String>,
+    /// The ids of the gate's keys.
+    pub keys: Vec<String>,
+    /// Why each signature failed, one line each (empty when the image has none or one
+    /// verified).
+    pub failures: Vec<String>,
 }
 
 /// The scan report attached to the image, judged by the policy in force.

@@ -7,7 +7,9 @@ use wharf_ledger::Entry;
 use wharf_oci::Digest;
 
 use crate::config::SmokeGate;
-use crate::evidence::{GateResult, ScanVerdict, SmokeAttempt, VerificationEvidence};
+use crate::evidence::{
+    GateResult, ScanVerdict, SignatureVerdict, SmokeAttempt, VerificationEvidence,
+};
 use crate::state::verification_for;
 
 fn result(gate: &str, passed: bool, message: String, evidence: serde_json::Value) -> GateResult {
@@ -100,6 +102,47 @@ pub(crate) fn tests(entries: &[Entry], digest: &Digest) -> GateResult {
 }
 
 /// The scan report's verdict under the policy in force.
+pub(crate) fn signature(verdict: Option<&SignatureVerdict>, digest: &Digest) -> GateResult {
+    let Some(verdict) = verdict else {
+        return result(
+            "signature",
+            false,
+            format!("the signatures of {} were not checked", digest.short()),
+            json!({ "matched_keys": [] }),
+        );
+    };
+    let evidence = json!({
+        "location": verdict.location,
+        "matched_keys": verdict.matched_keys,
+        "keys": verdict.keys,
+        "failures": verdict.failures,
+    });
+    if !verdict.matched_keys.is_empty() {
+        let message = format!(
+            "signed by key {} (cosign signature in {})",
+            verdict.matched_keys.join(", "),
+            verdict.location
+        );
+        return result("signature", true, message, evidence);
+    }
+    let why = if verdict.failures.is_empty() {
+        format!(
+            "{} has no signature in {} (sign it: cargo xtask sign IMAGE --key KEY)",
+            digest.short(),
+            verdict.location
+        )
+    } else {
+        format!(
+            "no signature of {} in {} verifies with key {}: {}",
+            digest.short(),
+            verdict.location,
+            verdict.keys.join(", "),
+            verdict.failures.join("; ")
+        )
+    };
+    result("signature", false, why, evidence)
+}
+
 pub(crate) fn scan(verdict: Option<&ScanVerdict>, digest: &Digest) -> GateResult {
     let Some(verdict) = verdict else {
         return result(

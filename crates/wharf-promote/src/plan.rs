@@ -10,7 +10,7 @@ use wharf_ledger::{Draft, Entry, Kind};
 use wharf_oci::Digest;
 use wharf_tag::Tag;
 
-use crate::config::{BenchmarkGate, SmokeGate, Stage};
+use crate::config::{BenchmarkGate, SignatureGate, SmokeGate, Stage};
 use crate::evidence::{Evidence, GateResult, PromotionEvidence, VerificationEvidence, to_value};
 use crate::state::{approvals_for, state_of, verification_for, verifications};
 use crate::{PlanError, approvals, benchmark, find_stage, gates};
@@ -51,6 +51,8 @@ pub struct Needs {
     pub approvals_signed: Vec<u64>,
     /// Read the image's version label ([`Evidence::version`], for semver tags).
     pub version: bool,
+    /// Check the image's signatures with these keys ([`Evidence::signature`]).
+    pub signature: Option<SignatureGate>,
 }
 
 /// The digest a promotion into a stage would move, and where from.
@@ -71,8 +73,8 @@ pub struct PromotionPlan {
     pub target: Target,
     /// The stage's digest now (what a rollback would go back to).
     pub previous: Option<Digest>,
-    /// Every gate, in order: source, tests, scan, size, soak, benchmark, smoke, approvals,
-    /// version (with semver tags), then the extra gates.
+    /// Every gate, in order: source, tests, scan, size, soak, benchmark, smoke, signature,
+    /// approvals, version (with semver tags), then the extra gates.
     pub gates: Vec<GateResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -176,6 +178,7 @@ fn needs(stage: &Stage, name: &str, digest: &Digest, entries: &[Entry]) -> Needs
         authors: gates.approvals.is_some(),
         approvals_signed,
         version: stage.semver_tags,
+        signature: gates.signature.clone(),
     }
 }
 
@@ -232,6 +235,9 @@ pub fn plan(
     }
     if let Some(smoke) = &rules.smoke {
         gates.push(gates::smoke(smoke, &evidence.smoke));
+    }
+    if rules.signature.is_some() {
+        gates.push(gates::signature(evidence.signature.as_ref(), digest));
     }
     if let Some(approval) = &rules.approvals {
         gates.push(approvals::gate(

@@ -171,6 +171,11 @@ fn check_tags(stages: &[Stage], i: usize, report: &mut impl FnMut(String)) {
 }
 
 fn check_gates(gates: &Gates, report: &mut impl FnMut(String)) {
+    if let Some(signature) = &gates.signature
+        && signature.keys.is_empty()
+    {
+        report("signature keys = [] accepts no signature (list the public keys that may sign, e.g. keys = [\"pipelines/cosign.pub\"])".to_owned());
+    }
     if let Some(approvals) = &gates.approvals {
         check_approvals(approvals, report);
     }

@@ -29,7 +29,7 @@ impl PushReport {
         self.bytes_uploaded += other.bytes_uploaded;
     }
 
-    pub(crate) fn add(&mut self, outcome: BlobOutcome) {
+    pub fn add(&mut self, outcome: BlobOutcome) {
         match outcome {
             BlobOutcome::Skipped => self.blobs_skipped += 1,
             BlobOutcome::Mounted => self.blobs_mounted += 1,

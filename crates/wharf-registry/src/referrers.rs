@@ -236,20 +236,11 @@ impl Client {
                 why: "the artifact's subject is not the image being copied".into(),
             });
         }
-        let same_registry = from.registry() == to.registry();
-        let mut report = PushReport::default();
-        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-            let open = || {
-                self.blob(
-                    from.registry(),
-                    from.repository(),
-                    &blob.digest,
-                    Some(blob.size),
-                )
-            };
-            let mount_from = same_registry.then_some(from.repository());
-            report.add(self.push_blob(to.registry(), to.repository(), blob, mount_from, &open)?);
-        }
+        let mut report = self.copy_blobs(
+            from,
+            to,
+            std::iter::once(&manifest.config).chain(&manifest.layers),
+        )?;
         report.digest = Some(raw.digest.clone());
         if self.put_artifact(to, subject_digest, &raw.digest, &raw.bytes)? {
             return Ok(report);
@@ -266,6 +257,30 @@ impl Client {
             &raw.media_type,
             &raw.bytes,
         )?;
+        Ok(report)
+    }
+
+    /// Copies `blobs` from `from`'s repository to `to`'s: mounted within one registry (no
+    /// byte sent), else streamed through, each checked against its digest.
+    pub fn copy_blobs<'d>(
+        &self,
+        from: &Reference,
+        to: &Reference,
+        blobs: impl IntoIterator<Item = &'d Descriptor>,
+    ) -> Result<PushReport> {
+        let mount_from = (from.registry() == to.registry()).then_some(from.repository());
+        let mut report = PushReport::default();
+        for blob in blobs {
+            let open = || {
+                self.blob(
+                    from.registry(),
+                    from.repository(),
+                    &blob.digest,
+                    Some(blob.size),
+                )
+            };
+            report.add(self.push_blob(to.registry(), to.repository(), blob, mount_from, &open)?);
+        }
         Ok(report)
     }
 

@@ -153,6 +153,27 @@ impl SignatureManifest {
         Added::Signed
     }
 
+    /// Adds the layers of `other` (another repository's signature manifest for the same
+    /// image) that this one lacks, keeping its own: a copy into a repository that has
+    /// signatures of its own loses none on either side. Returns how many were added.
+    pub fn merge(&mut self, other: &Manifest) -> usize {
+        let mut added = 0;
+        for layer in &other.layers {
+            let present =
+                self.manifest.layers.iter().any(|mine| {
+                    mine.digest == layer.digest && mine.annotations == layer.annotations
+                });
+            if !present {
+                self.manifest.layers.push(layer.clone());
+                added += 1;
+            }
+        }
+        if added > 0 {
+            self.refresh_config();
+        }
+        added
+    }
+
     /// The manifest's bytes, as pushed (canonical JSON: the same manifest, the same digest).
     pub fn manifest_bytes(&self) -> Vec<u8> {
         canonical_json(&self.manifest)

@@ -204,3 +204,22 @@ fn signing_again_keeps_earlier_signatures_and_the_same_key_twice_is_a_no_op() {
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
     assert_eq!(sig.manifest.config.digest, Digest::sha256(&sig.config));
 }
+
+#[test]
+fn merging_keeps_both_sides_signatures_once() {
+    let (a, b) = (KeyPair::generate().unwrap(), KeyPair::generate().unwrap());
+    let payload = Payload::new(REPO, &image()).to_bytes();
+    let mut source = SignatureManifest::from_existing(None);
+    source.add(&payload, &a);
+    let mut target = SignatureManifest::from_existing(None);
+    target.add(&payload, &b);
+    assert_eq!(target.merge(&source.manifest), 1);
+    assert_eq!(
+        target.merge(&source.manifest),
+        0,
+        "a second merge adds nothing"
+    );
+    assert_eq!(target.manifest.layers.len(), 2);
+    let config: serde_json::Value = serde_json::from_slice(&target.config).unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+}

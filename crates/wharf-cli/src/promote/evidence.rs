@@ -1,6 +1,6 @@
 //! Gathering what the gates decide on: the image (size, labels), the scan report attached
-//! to it, the benchmark files, the smoke checks, the change's author and the approvals'
-//! signatures. Everything read here is I/O; deciding is `wharf_promote::plan`'s.
+//! to it, the benchmark files, the smoke checks, the change's author, the approvals'
+//! signatures and the image's cosign signatures. Everything read here is I/O; deciding is `wharf_promote::plan`'s.
 
 use std::collections::BTreeSet;
 
@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use wharf_ledger::{Entry, Kind};
 use wharf_oci::media_type;
 use wharf_promote::{
-    BenchmarkFiles, Candidate, Evidence, ScanVerdict, Stage, VerificationEvidence,
+    BenchmarkFiles, Candidate, Evidence, ScanVerdict, SignatureGate, SignatureVerdict, Stage,
+    VerificationEvidence,
 };
 
 use super::place::Place;
@@ -66,7 +67,53 @@ pub(super) fn gather(
     {
         evidence.verified_approvals = verified_approvals(cx, stage, digest, entries)?;
     }
+    if let Some(gate) = &gates.signature {
+        evidence.signature = Some(signature_verdict(cx, stage, &source, digest, gate)?);
+    }
     Ok(evidence)
+}
+
+/// The image's cosign signatures in the source location, checked against the gate's keys.
+fn signature_verdict(
+    cx: &Ctx<'_>,
+    stage: &Stage,
+    source: &Place,
+    digest: &wharf_oci::Digest,
+    gate: &SignatureGate,
+) -> Result<SignatureVerdict> {
+    let keys = gate
+        .keys
+        .iter()
+        .map(|key| {
+            crate::sign::read_public_key(key, Some(&cx.session.root))
+                .with_context(|| format!("stage {}'s signature gate", stage.name))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut verdict = SignatureVerdict {
+        location: source.to_string(),
+        matched_keys: Vec::new(),
+        keys: keys.iter().map(wharf_sign::PublicKey::id).collect(),
+        failures: Vec::new(),
+    };
+    let Place::Registry(repo) = source else {
+        verdict.failures.push(format!(
+            "signatures are kept in registries, and {source} is an OCI layout (sign the image \
+             in a stage whose location is a registry)"
+        ));
+        return Ok(verdict);
+    };
+    let checked = wharf_pipeline::sign::verify(
+        &cx.client,
+        &repo.with_digest(digest.clone()),
+        &keys,
+        gate.check_reference,
+    )
+    .with_context(|| format!("reading the signatures of {digest} in {source}"))?;
+    verdict.matched_keys = checked.matched_keys();
+    if !checked.verified() && !checked.layers.is_empty() {
+        verdict.failures = checked.failures().lines().map(str::to_string).collect();
+    }
+    Ok(verdict)
 }
 
 /// The scan report attached to the image (a registry) or recorded by the CI run that

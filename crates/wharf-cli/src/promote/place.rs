@@ -215,11 +215,8 @@ impl Place {
         if let (Place::Registry(src), Place::Registry(dst)) = (source, self)
             && !self.same_as(source)
         {
-            let attached = copy_referrers(client, src, dst, digest)?;
-            report.blobs_mounted += attached.blobs_mounted;
-            report.blobs_uploaded += attached.blobs_uploaded;
-            report.blobs_skipped += attached.blobs_skipped;
-            report.bytes_uploaded += attached.bytes_uploaded;
+            copy::copy_attachments(client, src, dst, digest, &mut report)
+                .with_context(|| format!("copying what travels with {from} to {to}"))?;
         }
         Ok(report)
     }
@@ -241,41 +238,5 @@ impl std::fmt::Display for Place {
             Place::Layout(dir) => write!(f, "oci:{}", dir.display()),
             Place::Registry(repo) => write!(f, "docker://{repo}"),
         }
-    }
-}
-
-/// Copies every artifact attached to `digest` in `src` (its referrers) to `dst`: blobs
-/// mounted within one registry, manifests by digest, and the fallback tags where `dst` has
-/// no referrers API, so `cargo xtask referrers` (and oras) find them there too.
-fn copy_referrers(
-    client: &Client,
-    src: &Reference,
-    dst: &Reference,
-    digest: &Digest,
-) -> Result<copy::CopyReport> {
-    let (from, to) = (
-        src.with_digest(digest.clone()),
-        dst.with_digest(digest.clone()),
-    );
-    let mut totals = copy::CopyReport::default();
-    for descriptor in client.referrers(&from, None)? {
-        let suffix = suffix(descriptor.artifact_type.as_deref());
-        let report = client
-            .copy_referrer(&from, &to, &descriptor, &suffix)
-            .with_context(|| format!("copying what is attached to {from}"))?;
-        totals.blobs_uploaded += report.blobs_uploaded;
-        totals.blobs_mounted += report.blobs_mounted;
-        totals.blobs_skipped += report.blobs_skipped;
-        totals.bytes_uploaded += report.bytes_uploaded;
-    }
-    Ok(totals)
-}
-
-/// The fallback tag suffix wharf uses for an artifact type.
-fn suffix(artifact_type: Option<&str>) -> String {
-    match artifact_type {
-        Some(media_type::CYCLONEDX_JSON) => "sbom".into(),
-        Some(media_type::WHARF_SCAN) => "scan".into(),
-        _ => "att".into(),
     }
 }

@@ -91,6 +91,7 @@ pub(crate) fn good_evidence() -> Evidence {
         verified_approvals: Default::default(),
         version: Some("1.2.3".to_owned()),
         revision: Some("c0ffee".to_owned()),
+        signature: None,
         extra: vec![],
     }
 }

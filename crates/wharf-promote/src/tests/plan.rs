@@ -574,3 +574,56 @@ fn a_first_stage_candidate_for_an_unverified_digest_fails_its_source_gate() {
     let failed: Vec<&str> = plan.failed().map(|g| g.gate.as_str()).collect();
     assert_eq!(failed, ["source", "tests"], "{plan}");
 }
+
+#[test]
+fn an_unsigned_image_is_blocked_by_the_signature_gate_and_a_signed_one_passes() {
+    let mut ledger = production_ready();
+    let seq = ledger.approve("production", &d(1), "carol", true);
+    let mut stages = stages();
+    let gate_config = SignatureGate {
+        keys: vec!["pipelines/cosign.pub".into()],
+        check_reference: false,
+    };
+    stages[2].gates.signature = Some(gate_config.clone());
+    let candidate = candidate(&stages, "production", &ledger.entries, None).unwrap();
+    assert_eq!(candidate.needs.signature, Some(gate_config));
+    let mut evidence = good_evidence();
+    evidence.verified_approvals.insert(seq);
+    let location = format!("{REG}/app");
+
+    // Not checked at all (the caller gathered nothing): blocked.
+    let blocked = plan(&stages, &candidate, &ledger.entries, &evidence, at(200)).unwrap();
+    assert!(only_failure(&blocked, "signature").contains("not checked"));
+
+    // No signature in the source: blocked, with the command that fixes it.
+    evidence.signature = Some(SignatureVerdict {
+        location: location.clone(),
+        matched_keys: vec![],
+        keys: vec!["0123456789abcdef".into()],
+        failures: vec![],
+    });
+    let blocked = plan(&stages, &candidate, &ledger.entries, &evidence, at(200)).unwrap();
+    let message = only_failure(&blocked, "signature");
+    assert!(message.contains("has no signature in"), "{message}");
+    assert!(message.contains("cargo xtask sign"), "{message}");
+
+    // Signed by another key: blocked, naming the check that failed.
+    evidence.signature.as_mut().unwrap().failures =
+        vec!["signature 1 (layer sha256:...): signature: no given key verifies it".into()];
+    let blocked = plan(&stages, &candidate, &ledger.entries, &evidence, at(200)).unwrap();
+    let message = only_failure(&blocked, "signature");
+    assert!(message.contains("no given key verifies it"), "{message}");
+    assert_eq!(
+        gate(&blocked, "signature").evidence["keys"][0],
+        "0123456789abcdef"
+    );
+
+    // Signed by the gate's key: allowed, the key named.
+    evidence.signature.as_mut().unwrap().matched_keys = vec!["0123456789abcdef".into()];
+    let allowed = plan(&stages, &candidate, &ledger.entries, &evidence, at(200)).unwrap();
+    assert!(allowed.allowed(), "{allowed}");
+    assert_eq!(
+        gate(&allowed, "signature").message,
+        format!("signature: signed by key 0123456789abcdef (cosign signature in {location})")
+    );
+}
