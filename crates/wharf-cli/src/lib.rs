@@ -233,7 +233,7 @@ fn run(command: Command, session: &Session) -> anyhow::Result<()> {
         Command::Ledger(args) => promote::ledger(args, session),
         Command::Dora(args) => promote::dora(args, session),
         Command::Keygen(args) => sign::keygen(args),
-        Command::Sign(args) => sign::sign(args),
+        Command::Sign(args) => sign::sign(args, session),
         Command::Verify(args) => sign::verify(args),
         Command::Codegen(_) => unreachable!("needs the pipelines: App::main runs it"),
     }

@@ -9,9 +9,10 @@ use anyhow::{Context, Result, anyhow};
 use serde_json::json;
 use wharf_oci::Reference;
 use wharf_pipeline::sign;
+use wharf_sign::provenance::{Build, ProvenanceCheck};
 use wharf_sign::{KeyPair, PublicKey};
 
-use crate::{GateFailed, UsageError, stdout, usage};
+use crate::{GateFailed, Session, UsageError, stdout, usage};
 
 /// A key named `env://NAME` is read from that environment variable (as cosign's).
 const ENV_PREFIX: &str = "env://";
@@ -38,6 +39,10 @@ pub struct SignArgs {
     /// variable holding the PEM (e.g. a CI secret).
     #[arg(long, value_name = "KEY")]
     key: String,
+    /// Also attach SLSA provenance (in-toto v1, in a DSSE envelope signed with the same
+    /// key) describing the build from this workspace: its config, commit and Cargo.lock.
+    #[arg(long)]
+    provenance: bool,
     #[arg(long)]
     json: bool,
     #[arg(long = "insecure-registry", value_name = "HOST")]
@@ -56,6 +61,10 @@ pub struct VerifyArgs {
     /// signature made for the same digest in another repository then fails).
     #[arg(long)]
     check_reference: bool,
+    /// Also require attached SLSA provenance signed by one of the keys whose subject is the
+    /// image.
+    #[arg(long)]
+    provenance: bool,
     #[arg(long)]
     json: bool,
     #[arg(long = "insecure-registry", value_name = "HOST")]
@@ -102,13 +111,26 @@ pub fn keygen(args: KeygenArgs) -> Result<()> {
     }
 }
 
-pub fn sign(args: SignArgs) -> Result<()> {
+pub fn sign(args: SignArgs, session: &Session) -> Result<()> {
     let image = parse_image(&args.image)?;
     let key = read_private_key(&args.key)?;
+    let build = match args.provenance {
+        true => Some(build_facts(session)?),
+        false => None,
+    };
     let client = crate::copy::client(args.json, args.insecure)?;
     let signed = sign::sign(&client, &image, &key).with_context(|| format!("signing {image}"))?;
+    let provenance = match &build {
+        Some(build) => Some(
+            sign::attach_provenance(&client, &image, &key, build)
+                .with_context(|| format!("attaching provenance to {image}"))?,
+        ),
+        None => None,
+    };
     if args.json {
-        return stdout(&format!("{}\n", serde_json::to_string_pretty(&signed)?));
+        let mut out = serde_json::to_value(&signed)?;
+        out["provenance"] = json!(provenance.as_ref().map(|a| a.digest.to_string()));
+        return stdout(&format!("{}\n", serde_json::to_string_pretty(&out)?));
     }
     let what = if signed.added {
         "signed"
@@ -118,7 +140,77 @@ pub fn sign(args: SignArgs) -> Result<()> {
     stdout(&format!(
         "{what} {} with key {}: {} holds {} signature(s)\n",
         signed.image, signed.key, signed.signatures, signed.count
-    ))
+    ))?;
+    if let Some(attached) = provenance {
+        stdout(&format!("attached provenance {}\n", attached.digest))?;
+    }
+    Ok(())
+}
+
+/// What the provenance says about a build from this workspace: the CI run's workflow when
+/// on GitHub Actions (else wharf itself), the source repository and commit, the image
+/// config, the Cargo.lock digest.
+fn build_facts(session: &Session) -> Result<Build> {
+    let root = &session.root;
+    let git = wharf_source::git_facts(root).with_context(|| {
+        format!(
+            "reading the commit of {} for the provenance",
+            root.display()
+        )
+    })?;
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let github = env("GITHUB_SERVER_URL").zip(env("GITHUB_REPOSITORY"));
+    let source_repository = match &github {
+        Some((server, repo)) => format!("{server}/{repo}"),
+        None => std::process::Command::new("git")
+            .args(["remote", "get-url", "origin"])
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| wharf_ledger::redact(String::from_utf8_lossy(&o.stdout).trim()))
+            .unwrap_or_else(|| format!("file://{}", root.display())),
+    };
+    let builder_id = match (&github, env("GITHUB_WORKFLOW_REF")) {
+        (Some((server, _)), Some(workflow)) => format!("{server}/{workflow}"),
+        _ => format!(
+            "https://github.com/wharf-rs/wharf/tree/v{} (cargo xtask, not in CI)",
+            env!("CARGO_PKG_VERSION")
+        ),
+    };
+    let invocation_id = github
+        .as_ref()
+        .zip(env("GITHUB_RUN_ID"))
+        .map(|((server, repo), run)| {
+            let attempt = env("GITHUB_RUN_ATTEMPT").unwrap_or_else(|| "1".into());
+            format!("{server}/{repo}/actions/runs/{run}/attempts/{attempt}")
+        });
+    let config = session.config()?;
+    let mut parameters = std::collections::BTreeMap::new();
+    let config_path = session
+        .config_path
+        .strip_prefix(root)
+        .unwrap_or(&session.config_path);
+    parameters.insert("config".to_string(), json!(config_path));
+    if let Some(image) = &config.image {
+        parameters.insert("image".to_string(), serde_json::to_value(image)?);
+    }
+    let cargo_lock_sha256 = std::fs::read(root.join("Cargo.lock"))
+        .ok()
+        .map(|lock| wharf_oci::Digest::sha256(&lock).hex().to_string());
+    let base_image = config.image.as_ref().and_then(|image| {
+        let (name, digest) = image.base.split_once('@')?;
+        Some((name.to_string(), digest.parse().ok()?))
+    });
+    Ok(Build {
+        builder_id,
+        source_repository,
+        source_commit: git.sha,
+        parameters,
+        cargo_lock_sha256,
+        base_image,
+        invocation_id,
+    })
 }
 
 pub fn verify(args: VerifyArgs) -> Result<()> {
@@ -131,35 +223,73 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     let client = crate::copy::client(args.json, args.insecure)?;
     let verification = sign::verify(&client, &image, &keys, args.check_reference)
         .with_context(|| format!("verifying {image}"))?;
+    let provenance = match args.provenance {
+        true => Some(
+            sign::verify_provenance(&client, &image, &keys)
+                .with_context(|| format!("verifying the provenance of {image}"))?,
+        ),
+        false => None,
+    };
+    let provenance_ok = provenance.as_ref().is_none_or(|checks| {
+        checks
+            .iter()
+            .any(|(_, c)| matches!(c, ProvenanceCheck::Verified { .. }))
+    });
+    let verified = verification.verified() && provenance_ok;
+    let name = format!("{}@{}", sign::repository_of(&image), verification.image);
     if args.json {
+        let provenance = provenance.as_ref().map(|checks| {
+            checks
+                .iter()
+                .map(|(digest, check)| {
+                    let mut v = serde_json::to_value(check).unwrap_or_default();
+                    v["envelope"] = json!(digest);
+                    v
+                })
+                .collect::<Vec<_>>()
+        });
         stdout(&format!(
             "{}\n",
             serde_json::to_string_pretty(&json!({
-                "verified": verification.verified(),
+                "verified": verified,
                 "matched_keys": verification.matched_keys(),
                 "image": verification.image,
                 "signatures": verification.layers,
+                "provenance": provenance,
             }))?
         ))?;
-    } else if verification.verified() {
+    } else if verified {
         stdout(&format!(
-            "verified {}@{}: signed by key {}\n",
-            sign::repository_of(&image),
-            verification.image,
+            "verified {name}: signed by key {}\n",
             verification.matched_keys().join(", ")
         ))?;
+        for (_, check) in provenance.iter().flatten() {
+            if let ProvenanceCheck::Verified { .. } = check {
+                stdout(&format!("provenance {check}\n"))?;
+            }
+        }
     }
-    if verification.verified() {
-        Ok(())
-    } else {
-        Err(GateFailed(format!(
-            "{}@{} is not verified by the given keys:\n{}",
-            sign::repository_of(&image),
-            verification.image,
+    if !verification.verified() {
+        return Err(GateFailed(format!(
+            "{name} is not verified by the given keys:\n{}",
             verification.failures()
         ))
-        .into())
+        .into());
     }
+    if !provenance_ok {
+        let checks = provenance.unwrap_or_default();
+        let why = if checks.is_empty() {
+            "no provenance is attached (sign it with `cargo xtask sign --provenance`)".to_string()
+        } else {
+            checks
+                .iter()
+                .map(|(digest, check)| format!("provenance {digest}: {check}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        return Err(GateFailed(format!("{name}'s provenance is not verified:\n{why}")).into());
+    }
+    Ok(())
 }
 
 fn parse_image(text: &str) -> Result<Reference> {

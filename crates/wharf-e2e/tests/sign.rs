@@ -65,20 +65,18 @@ fn skopeo_raw(reference: &str) -> Value {
 
 /// A blob's bytes fetched by Python's urllib from the registry's HTTP API.
 fn python_blob(host: &str, repo: &str, digest: &str) -> Vec<u8> {
-    run(Command::new("python3").args([
-        "-c",
-        "import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())",
-        &format!("http://{host}/v2/{repo}/blobs/{digest}"),
-    ]))
-    .stdout
+    python_blob_at(host, &format!("{repo}/blobs/{digest}"), "*/*")
+}
+
+/// openssl and Python, which check what wharf wrote without wharf's code.
+fn independent_checkers() -> bool {
+    require("openssl", &["version"], "apt-get install openssl")
+        && require("python3", &["--version"], "apt-get install python3")
 }
 
 #[test]
 fn a_signature_wharf_makes_verifies_with_openssl_and_has_cosigns_fields() {
-    if !require_skopeo()
-        || !require("openssl", &["version"], "apt-get install openssl")
-        || !require("python3", &["--version"], "apt-get install python3")
-    {
+    if !require_skopeo() || !independent_checkers() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -322,4 +320,136 @@ fn copies_carry_signatures_unless_told_not_to() {
         &public,
     ]);
     fails_with(&out, 3, &["not verified", "has no signatures"]);
+}
+
+/// `sign --provenance` attaches SLSA provenance in a DSSE envelope; `verify --provenance`
+/// accepts it. Checked independently: Python decodes the envelope (base64, JSON) and writes
+/// the PAE, openssl checks the signature over it, and the statement's subject is the image.
+#[test]
+fn provenance_is_a_signed_dsse_envelope_about_the_image() {
+    if !independent_checkers() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some((registry, digest)) = registry_with_image(dir.path(), "team/app") else {
+        return;
+    };
+    let host = registry.host();
+    let ws = wharf_e2e::fixture_workspace("[image]\npackage = \"app\"\n");
+    let (key, public) = keygen(dir.path(), "cosign");
+    let image = format!("docker://{host}/team/app:v1");
+    let env = [("GITHUB_ACTOR", "ci")];
+    let signed = ok_json(wharf_e2e::xtask_in(
+        ws.path(),
+        &["sign", &image, "--key", &key, "--provenance", "--json"],
+        &env,
+    ));
+    let envelope_digest = signed["provenance"].as_str().unwrap().to_string();
+    let verified = ok_json(xtask(&[
+        "verify",
+        &image,
+        "--key",
+        &public,
+        "--provenance",
+        "--json",
+    ]));
+    assert_eq!(verified["verified"], true, "{verified}");
+    let commit = String::from_utf8(
+        run(Command::new("git")
+            .arg("-C")
+            .arg(ws.path())
+            .args(["rev-parse", "HEAD"]))
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(verified["provenance"][0]["check"], "verified");
+    assert_eq!(verified["provenance"][0]["commit"], commit.trim());
+
+    // The envelope's manifest and bytes, fetched by Python from the registry's HTTP API.
+    let manifest: Value = serde_json::from_slice(&python_blob_at(
+        &host,
+        &format!("team/app/manifests/{envelope_digest}"),
+        "application/vnd.oci.image.manifest.v1+json",
+    ))
+    .unwrap();
+    assert_eq!(manifest["artifactType"], "application/vnd.in-toto+json");
+    assert_eq!(manifest["subject"]["digest"], digest.as_str());
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let envelope_path = dir.path().join("envelope.json");
+    std::fs::write(&envelope_path, python_blob(&host, "team/app", layer)).unwrap();
+    // Python: decode the envelope, write the PAE and the DER signature, print the statement.
+    let script = r#"
+import base64, json, sys
+env = json.load(open(sys.argv[1]))
+payload = base64.b64decode(env["payload"])
+ptype = env["payloadType"].encode()
+pae = b"DSSEv1 %d %s %d %s" % (len(ptype), ptype, len(payload), payload)
+open(sys.argv[2], "wb").write(pae)
+open(sys.argv[3], "wb").write(base64.b64decode(env["signatures"][0]["sig"]))
+print(json.dumps(json.loads(payload)))
+"#;
+    let (pae, sig) = (dir.path().join("pae.bin"), dir.path().join("dsse.der"));
+    let out = run(Command::new("python3")
+        .args(["-c", script])
+        .args([&envelope_path, &pae, &sig]));
+    let statement: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(statement["predicateType"], "https://slsa.dev/provenance/v1");
+    assert_eq!(
+        statement["subject"][0]["digest"]["sha256"],
+        digest.strip_prefix("sha256:").unwrap()
+    );
+    let deps = &statement["predicate"]["buildDefinition"]["resolvedDependencies"];
+    assert_eq!(deps[0]["digest"]["gitCommit"], commit.trim());
+    let lock = std::fs::read(ws.path().join("Cargo.lock")).unwrap();
+    assert_eq!(deps[1]["uri"], "Cargo.lock");
+    assert_eq!(deps[1]["digest"]["sha256"], Digest::sha256(&lock).hex());
+    let openssl = run(Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify", &public, "-signature"])
+        .arg(&sig)
+        .arg(&pae));
+    assert_eq!(
+        String::from_utf8_lossy(&openssl.stdout).trim(),
+        "Verified OK"
+    );
+
+    // Without provenance, `verify --provenance` fails and says so.
+    let bare = ok_json(xtask(&[
+        "copy",
+        "--json",
+        "--no-signatures",
+        &image,
+        &format!("docker://{host}/bare/app:v1"),
+    ]));
+    assert_eq!(bare["referrers"], 0);
+    ok_json(xtask(&[
+        "sign",
+        &format!("docker://{host}/bare/app:v1"),
+        "--key",
+        &key,
+        "--json",
+    ]));
+    let out = xtask(&[
+        "verify",
+        &format!("docker://{host}/bare/app:v1"),
+        "--key",
+        &public,
+        "--provenance",
+    ]);
+    fails_with(
+        &out,
+        3,
+        &["provenance is not verified", "no provenance is attached"],
+    );
+}
+
+/// Any registry path fetched by Python's urllib with an Accept header.
+fn python_blob_at(host: &str, path: &str, accept: &str) -> Vec<u8> {
+    run(Command::new("python3").args([
+        "-c",
+        "import sys, urllib.request; r = urllib.request.Request(sys.argv[1], headers={'Accept': sys.argv[2]}); sys.stdout.buffer.write(urllib.request.urlopen(r).read())",
+        &format!("http://{host}/v2/{path}"),
+        accept,
+    ]))
+    .stdout
 }

@@ -254,6 +254,7 @@ pub fn referrer_suffix(artifact_type: Option<&str>) -> &'static str {
     match artifact_type {
         Some(media_type::CYCLONEDX_JSON) => "sbom",
         Some(media_type::WHARF_SCAN) => "scan",
+        Some(wharf_sign::provenance::IN_TOTO) => "provenance",
         _ => "att",
     }
 }

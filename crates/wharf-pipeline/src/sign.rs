@@ -10,7 +10,9 @@ use std::io::Read;
 
 use serde::Serialize;
 use wharf_oci::{Descriptor, Digest, Manifest, Reference};
+use wharf_registry::{Artifact, Attached};
 use wharf_registry::{Client, Error as RegistryError};
+use wharf_sign::provenance::{self, Build, Envelope, ProvenanceCheck};
 use wharf_sign::{Added, KeyPair, Payload, PublicKey, SignatureManifest, Verification};
 
 /// The largest signature payload read (cosign's are a few hundred bytes).
@@ -171,4 +173,53 @@ pub fn verify(
         keys,
         reference.as_deref(),
     ))
+}
+
+/// The annotation naming an attestation's predicate, as cosign and oras write it.
+const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+
+/// Attaches SLSA provenance for the image `image` names, built as `build` says, in a DSSE
+/// envelope signed with `key`, as an OCI 1.1 referrer (with the tag fallbacks where the
+/// registry has no referrers API).
+pub fn attach_provenance(
+    client: &Client,
+    image: &Reference,
+    key: &KeyPair,
+    build: &Build,
+) -> Result<Attached, SignError> {
+    let (image, digest) = pinned(client, image)?;
+    let statement = provenance::statement(&repository_of(&image), &digest, build);
+    let artifact = Artifact {
+        artifact_type: provenance::IN_TOTO.into(),
+        media_type: provenance::DSSE_ENVELOPE.into(),
+        bytes: Envelope::sign(&statement, key).to_bytes(),
+        annotations: [(
+            PREDICATE_TYPE.to_string(),
+            provenance::SLSA_PROVENANCE.to_string(),
+        )]
+        .into(),
+        fallback_suffix: "provenance".into(),
+    };
+    Ok(client.attach(&image, &artifact)?)
+}
+
+/// Checks every provenance envelope attached to the image: each one's outcome, in the order
+/// the registry lists them (empty: none attached).
+pub fn verify_provenance(
+    client: &Client,
+    image: &Reference,
+    keys: &[PublicKey],
+) -> Result<Vec<(Digest, ProvenanceCheck)>, SignError> {
+    let (image, digest) = pinned(client, image)?;
+    client
+        .referrers(&image, Some(provenance::IN_TOTO))?
+        .iter()
+        .map(|descriptor| {
+            let (_, envelope) = client.artifact(&image, descriptor)?;
+            Ok((
+                descriptor.digest.clone(),
+                provenance::check(&envelope, keys, &digest),
+            ))
+        })
+        .collect()
 }

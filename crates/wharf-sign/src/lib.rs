@@ -6,6 +6,8 @@
 //! - [`simple_signing`]: the payload that names the image's digest, the signature layer that
 //!   carries it, the signature manifest tagged `sha256-<hex>.sig`, and the checks `verify`
 //!   makes on each of its layers.
+//! - [`provenance`]: a SLSA provenance v1 statement (in-toto v1) in a DSSE envelope signed
+//!   with the same key, and its checks.
 //!
 //! Pure: bytes in, bytes out. Reading keys from files and talking to registries is the
 //! caller's (`wharf-cli`'s `sign` module).
@@ -15,6 +17,7 @@
 //! crates and a second SHA-2); see docs/ARCHITECTURE.md.
 
 pub mod keys;
+pub mod provenance;
 pub mod simple_signing;
 
 pub use keys::{KeyError, KeyPair, PublicKey};
