@@ -99,6 +99,16 @@ pub fn spec(session: &Session, pipelines: &[PipelineDef]) -> Result<WorkflowSpec
             if config.scan.is_some() {
                 pipeline.reports = scan_reports();
             }
+            // The release signs what it pushes with the key in this repository secret.
+            if trigger == Trigger::Release
+                && let Some(name) = config
+                    .push
+                    .as_ref()
+                    .and_then(|p| p.sign.as_ref())
+                    .and_then(|s| s.key_variable())
+            {
+                pipeline.secrets.push(name.to_string());
+            }
             pipeline
         })
         .collect();

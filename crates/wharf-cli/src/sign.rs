@@ -147,6 +147,40 @@ pub fn sign(args: SignArgs, session: &Session) -> Result<()> {
     Ok(())
 }
 
+/// Signs `image` (pushed by the release pipeline) as `[push] sign` says, logging to `log`.
+pub(crate) fn sign_pushed(
+    session: &Session,
+    image: &Reference,
+    config: &wharf_pipeline::config::SignConfig,
+    log: &mut dyn std::io::Write,
+) -> Result<sign::Signed> {
+    let key = match config.key_variable() {
+        Some(_) => config.key.clone(),
+        None => session.root.join(&config.key).display().to_string(),
+    };
+    let key = read_private_key(&key).context("[push] sign.key")?;
+    let insecure = session
+        .config()?
+        .push
+        .as_ref()
+        .map(|p| p.insecure.clone())
+        .unwrap_or_default();
+    let client = crate::copy::client(true, insecure)?;
+    let signed = sign::sign(&client, image, &key).with_context(|| format!("signing {image}"))?;
+    let _ = writeln!(
+        log,
+        "signed {} with key {} ({} signature(s) in {})",
+        signed.image, signed.key, signed.count, signed.signatures
+    );
+    if config.provenance {
+        let build = build_facts(session)?;
+        let attached = sign::attach_provenance(&client, image, &key, &build)
+            .with_context(|| format!("attaching provenance to {image}"))?;
+        let _ = writeln!(log, "attached provenance {} to {image}", attached.digest);
+    }
+    Ok(signed)
+}
+
 /// What the provenance says about a build from this workspace: the CI run's workflow when
 /// on GitHub Actions (else wharf itself), the source repository and commit, the image
 /// config, the Cargo.lock digest.

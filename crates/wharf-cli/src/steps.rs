@@ -296,6 +296,58 @@ impl Step for PushStep {
     }
 }
 
+/// Signs what the push step pushed (`cargo xtask sign --provenance` as a step), with the
+/// key `[push] sign` names: cosign's signature, and SLSA provenance of the build unless
+/// `provenance = false`. Never cached: the registry is outside the workspace.
+pub struct SignStep {
+    session: Arc<Session>,
+    sign: wharf_pipeline::config::SignConfig,
+}
+
+impl Step for SignStep {
+    fn id(&self) -> &str {
+        "sign"
+    }
+
+    fn needs(&self) -> Vec<String> {
+        vec!["push".into()]
+    }
+
+    fn argv(&self) -> Vec<String> {
+        vec!["wharf-sign".into(), self.sign.key.clone()]
+    }
+
+    fn describe(&self) -> String {
+        let provenance = if self.sign.provenance {
+            ", with SLSA provenance"
+        } else {
+            ""
+        };
+        format!("sign the pushed image (cosign's format{provenance})")
+    }
+
+    fn inputs(&self) -> Option<Inputs> {
+        None
+    }
+
+    fn run(&self, cx: &mut Context<'_>) -> Result<Outputs, StepError> {
+        let Some(Output::Reference(pushed)) =
+            cx.outputs_of("push").and_then(|o| o.get("reference"))
+        else {
+            return Err(StepError::new(
+                "sign needs the reference the push step recorded",
+            ));
+        };
+        let image: wharf_oci::Reference = pushed.parse().map_err(step_error)?;
+        let signed = crate::sign::sign_pushed(&self.session, &image, &self.sign, cx.log())
+            .map_err(step_error)?;
+        Ok(Outputs::from([(
+            "signatures".into(),
+            Output::Reference(signed.signatures),
+        )]))
+    }
+}
+
 /// Records in the promotion ledger that this run built and checked the image: the
 /// verification entry the `tests` gate of a promotion reads, with the commit, its time (for
 /// DORA's lead time), where the image is and the scan report. Added where the config has
@@ -660,6 +712,12 @@ pub fn release(session: &Arc<Session>) -> anyhow::Result<(Pipeline, Vec<ci::Skip
             session: session.clone(),
             destination: push.destination.clone(),
             needs,
+        }));
+    }
+    if let Some(sign) = &push.sign {
+        pipeline.steps.push(Box::new(SignStep {
+            session: session.clone(),
+            sign: sign.clone(),
         }));
     }
     // The record goes last again, so it names where the push put the image.

@@ -670,11 +670,30 @@ fn a_release_can_end_by_promoting_its_image() {
         return;
     };
     let dev = format!("docker://{}/team/app", registry.host());
+    // The release signs what it pushes (key from the variable the release workflow fills
+    // from a secret), and the dev stage asks for that signature.
     let ws = fixture_workspace(&format!(
-        "[image]\npackage = \"app\"\n[push]\ndestination = \"{dev}\"\npromote_to = \"dev\"\n[ci]\nsteps = [\"image\"]\n\n[[stages]]\nname = \"dev\"\nlocation = \"{dev}\"\ngates = {{ tests = true }}\n"
+        "[image]\npackage = \"app\"\n[push]\ndestination = \"{dev}\"\npromote_to = \"dev\"\nsign = {{}}\n[ci]\nsteps = [\"image\"]\n\n[[stages]]\nname = \"dev\"\nlocation = \"{dev}\"\ngates = {{ tests = true, signature = {{ keys = [\"release.pub\"] }} }}\n"
     ));
     let root = ws.path();
-    let out = xtask_in(root, &["release", "--json"], &[("GITHUB_ACTOR", "ci")]);
+    let prefix = root.join("release");
+    ok_json(xt(
+        root,
+        &[
+            "keygen",
+            "--output-key-prefix",
+            prefix.to_str().unwrap(),
+            "--json",
+        ],
+        "ci",
+    ));
+    let private_key = std::fs::read_to_string(root.join("release.key")).unwrap();
+    std::fs::remove_file(root.join("release.key")).unwrap();
+    let out = xtask_in(
+        root,
+        &["release", "--json"],
+        &[("GITHUB_ACTOR", "ci"), ("WHARF_SIGNING_KEY", &private_key)],
+    );
     let built = built_digest(&out);
     let finished: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -687,11 +706,30 @@ fn a_release_can_end_by_promoting_its_image() {
         .collect();
     assert_eq!(
         order,
-        ["image", "push", "record", "promote-dev"],
+        ["image", "push", "sign", "record", "promote-dev"],
         "{}",
         describe(&out)
     );
-    assert_eq!(finished[3]["outputs"]["digest"]["value"], built.as_str());
+    assert_eq!(finished[4]["outputs"]["digest"]["value"], built.as_str());
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("PRIVATE KEY")
+            && !String::from_utf8_lossy(&out.stderr).contains("PRIVATE KEY"),
+        "the key never reaches the output"
+    );
+    let public = root.join("release.pub");
+    let verified = ok_json(xt(
+        root,
+        &[
+            "verify",
+            &format!("{dev}@{built}"),
+            "--key",
+            public.to_str().unwrap(),
+            "--provenance",
+            "--json",
+        ],
+        "ci",
+    ));
+    assert_eq!(verified["verified"], true, "{verified}");
     let status = ok_json(xt(root, &["status", "--json"], "ci"));
     assert_eq!(status[0]["digest"], built.as_str());
     assert_eq!(status[0]["by"], "ci");

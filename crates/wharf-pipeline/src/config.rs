@@ -126,6 +126,41 @@ pub struct PushConfig {
     /// recorded (a `promote-<stage>` step at the end of `cargo xtask release`).
     #[serde(default)]
     pub promote_to: Option<String>,
+    /// Sign what the release pushed (a `sign` step after the push): cosign's format, with
+    /// SLSA provenance attached.
+    #[serde(default)]
+    pub sign: Option<SignConfig>,
+}
+
+/// `[push] sign = { key = "env://WHARF_SIGNING_KEY", provenance = true }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignConfig {
+    /// The private key: `env://NAME` (a CI secret; the generated release workflow passes
+    /// the repository secret NAME) or a file (mode 0600) relative to the workspace root.
+    #[serde(default = "default_signing_key")]
+    pub key: String,
+    /// Also attach SLSA provenance signed with the same key.
+    #[serde(default = "yes")]
+    pub provenance: bool,
+}
+
+/// Where the signing key comes from by default: the secret the release workflow passes.
+pub const DEFAULT_SIGNING_KEY: &str = "env://WHARF_SIGNING_KEY";
+
+fn default_signing_key() -> String {
+    DEFAULT_SIGNING_KEY.to_string()
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl SignConfig {
+    /// The environment variable the key is read from, if it is read from one.
+    pub fn key_variable(&self) -> Option<&str> {
+        self.key.strip_prefix("env://")
+    }
 }
 
 /// `[image]`: the image `cargo xtask image` builds.
@@ -304,6 +339,22 @@ impl Config {
                 path: path.to_path_buf(),
                 message: format!(
                     "push.promote_to: {stage:?} names no stage of [[stages]] (add one, or remove the key)"
+                ),
+            });
+        }
+        if let Some(name) = config
+            .push
+            .as_ref()
+            .and_then(|p| p.sign.as_ref())
+            .and_then(SignConfig::key_variable)
+            && (name.is_empty()
+                || name.starts_with(|c: char| c.is_ascii_digit())
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "push.sign.key: env://{name} names no valid environment variable (use letters, digits and _, e.g. env://WHARF_SIGNING_KEY)"
                 ),
             });
         }

@@ -145,6 +145,9 @@ pub struct Pipeline {
     pub args: Vec<String>,
     /// Environment of the xtask line (values may be GitHub expressions).
     pub env: BTreeMap<String, String>,
+    /// Repository secrets the xtask line gets as variables of the same name (e.g. the
+    /// signing key, `WHARF_SIGNING_KEY`).
+    pub secrets: Vec<String>,
     /// Files kept after the run, whether it passed or not.
     pub reports: Vec<Report>,
 }
@@ -157,6 +160,7 @@ impl Pipeline {
             trigger,
             args: Vec::new(),
             env: BTreeMap::new(),
+            secrets: Vec::new(),
             reports: Vec::new(),
         }
     }

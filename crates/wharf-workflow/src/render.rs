@@ -97,6 +97,9 @@ fn pipeline_job(spec: &WorkflowSpec, pipeline: &Pipeline) -> Map {
         line.push_str(&shell_word(arg));
     }
     let mut env = pipeline.env.clone();
+    for name in &pipeline.secrets {
+        env.insert(name.clone(), secret(name));
+    }
     if let (Trigger::Release, Some(registry)) = (pipeline.trigger, &spec.registry) {
         registry_env(registry, &mut env);
     }
@@ -445,6 +448,9 @@ fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
         }
         for name in pipeline.env.keys() {
             VAR.check("environment variable", name)?;
+        }
+        for name in &pipeline.secrets {
+            VAR.check("secret", name)?;
         }
         for report in &pipeline.reports {
             match report {

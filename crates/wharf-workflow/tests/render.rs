@@ -138,6 +138,7 @@ fn the_release_workflow_runs_on_version_tags_with_the_registry_secrets() {
         "WHARF_REGISTRY_USERNAME: ${{ secrets.WHARF_REGISTRY_USERNAME }}",
         "WHARF_REGISTRY_PASSWORD: ${{ secrets.WHARF_REGISTRY_PASSWORD }}",
         "WHARF_REGISTRY_HOST: ghcr.io",
+        "WHARF_SIGNING_KEY: ${{ secrets.WHARF_SIGNING_KEY }}",
     ] {
         assert!(release.contains(line), "{line}\n{release}");
     }
@@ -344,6 +345,10 @@ fn names_that_could_break_the_yaml_or_a_shell_line_are_refused() {
         (
             |s| s.registry.as_mut().unwrap().password = "PASS-WORD".into(),
             r#"secret "PASS-WORD" is not a valid name"#,
+        ),
+        (
+            |s| s.pipelines[1].secrets = vec!["KEY; id".into()],
+            r#"secret "KEY; id" is not a valid name"#,
         ),
         (
             |s| {

@@ -19,7 +19,8 @@ pub fn example_spec() -> WorkflowSpec {
             paths: vec!["target/wharf/scan/".into()],
         },
     ];
-    let release = Pipeline::new("release", Trigger::Release);
+    let mut release = Pipeline::new("release", Trigger::Release);
+    release.secrets = vec!["WHARF_SIGNING_KEY".into()];
     WorkflowSpec {
         pipelines: vec![ci, release],
         toolchains: vec!["stable".into(), "nightly".into(), "1.95.0".into()],
