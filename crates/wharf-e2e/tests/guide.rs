@@ -384,6 +384,11 @@ fn promotion() {
     check_page("promotion.md");
 }
 
+#[test]
+fn signing() {
+    check_page("signing.md");
+}
+
 /// A new page gets its test above, and its Rust blocks a doctest in `crates/wharf`.
 #[test]
 fn every_page_is_checked() {
@@ -399,6 +404,7 @@ fn every_page_is_checked() {
         "matrix.md",
         "pipelines.md",
         "promotion.md",
+        "signing.md",
         "registry.md",
         "scan.md",
         "using-wharf.md",

@@ -108,7 +108,7 @@ pub fn sign(client: &Client, image: &Reference, key: &KeyPair) -> Result<Signed,
         )?;
     }
     Ok(Signed {
-        image: image.to_string(),
+        image: format!("{}@{digest}", repository_of(&image)),
         signatures: sig.to_string(),
         manifest: Digest::sha256(&manifest),
         key: key.public_key().id(),
