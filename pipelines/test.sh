@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a laptop: installs and starts the real tools
 # the end-to-end tests need (Docker engine, CNCF distribution registry, skopeo, umoci, htpasswd,
-# cargo-audit, the CycloneDX and SPDX validators, actionlint and check-jsonschema), proves `cargo xtask ci` needs
+# cargo-audit, the CycloneDX and SPDX validators, actionlint, check-jsonschema, PyNaCl), proves `cargo xtask ci` needs
 # none of them, then runs every test with missing services treated as failures.
 #
 # Usage: bash pipelines/test.sh        (as root on Debian/Ubuntu, or with the tools installed)
@@ -41,6 +41,13 @@ fi
 if ! command -v check-jsonschema >/dev/null || ! python3 -c "import yaml" 2>/dev/null; then
   log "installing check-jsonschema and pyyaml (pip)"
   python3 -m pip install --quiet --disable-pip-version-check check-jsonschema pyyaml
+fi
+
+# PyNaCl and cryptography for crates/wharf-e2e/tests/sign.rs: they write a key in cosign's
+# encrypted format (scrypt, NaCl secretbox) without wharf's code.
+if ! python3 -c "import nacl.secret, cryptography" 2>/dev/null; then
+  log "installing pynacl and cryptography (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check pynacl cryptography
 fi
 
 # cargo-audit, the peer the advisory scan is compared with (tests/audit.rs, bench-scan).

@@ -36,7 +36,8 @@ pub struct SignArgs {
     /// signed).
     image: String,
     /// The private key: a PKCS#8 PEM file (mode 0600 or stricter), or env://NAME for a
-    /// variable holding the PEM (e.g. a CI secret).
+    /// variable holding the PEM (e.g. a CI secret). cosign's encrypted keys work too, with
+    /// the password in COSIGN_PASSWORD.
     #[arg(long, value_name = "KEY")]
     key: String,
     /// Also attach SLSA provenance (in-toto v1, in a DSSE envelope signed with the same
@@ -386,7 +387,18 @@ fn key_source(key: &str) -> Result<(Vec<u8>, String, Option<u32>)> {
 /// a private key at all: a public key given by mistake is named as such).
 fn read_private_key(key: &str) -> Result<KeyPair> {
     let (bytes, what, mode) = key_source(key)?;
-    let pair = KeyPair::from_pem(&bytes, &what).map_err(|e| UsageError(e.into()))?;
+    let pair = if wharf_sign::is_encrypted(&bytes) {
+        // cosign's variable, so that keys made by `cosign generate-key-pair` work as they are.
+        let password = std::env::var_os("COSIGN_PASSWORD").ok_or_else(|| {
+            usage(format!(
+                "{what} is an encrypted cosign key: set COSIGN_PASSWORD to its password"
+            ))
+        })?;
+        KeyPair::from_encrypted_pem(&bytes, &what, password.as_encoded_bytes())
+    } else {
+        KeyPair::from_pem(&bytes, &what)
+    }
+    .map_err(|e| UsageError(e.into()))?;
     if let Some(mode) = mode.filter(|mode| mode & 0o077 != 0) {
         return Err(usage(format!(
             "the private key {what} can be read by other users (mode {mode:04o}): run \

@@ -404,9 +404,9 @@ fn every_page_is_checked() {
         "matrix.md",
         "pipelines.md",
         "promotion.md",
-        "signing.md",
         "registry.md",
         "scan.md",
+        "signing.md",
         "using-wharf.md",
     ];
     assert_eq!(pages, checked, "add a test for each page of docs/guide");

@@ -671,9 +671,30 @@ fn a_release_can_end_by_promoting_its_image() {
     };
     let dev = format!("docker://{}/team/app", registry.host());
     // The release signs what it pushes (key from the variable the release workflow fills
-    // from a secret), and the dev stage asks for that signature.
+    // from a secret) and attaches provenance naming the workflow; the dev stage asks for
+    // both, staging for provenance from another workflow.
+    let workflow = "https://github.com/o/r/.github/workflows/release.yml";
     let ws = fixture_workspace(&format!(
-        "[image]\npackage = \"app\"\n[push]\ndestination = \"{dev}\"\npromote_to = \"dev\"\nsign = {{}}\n[ci]\nsteps = [\"image\"]\n\n[[stages]]\nname = \"dev\"\nlocation = \"{dev}\"\ngates = {{ tests = true, signature = {{ keys = [\"release.pub\"] }} }}\n"
+        r#"[image]
+package = "app"
+[push]
+destination = "{dev}"
+promote_to = "dev"
+sign = {{}}
+[ci]
+steps = ["image"]
+
+[[stages]]
+name = "dev"
+location = "{dev}"
+gates = {{ tests = true, signature = {{ keys = ["release.pub"] }}, provenance = {{ keys = ["release.pub"], builder = "{workflow}", source = "https://github.com/o/r" }} }}
+
+[[stages]]
+name = "staging"
+from = "dev"
+location = "{dev}-staging"
+gates = {{ provenance = {{ keys = ["release.pub"], builder = "https://github.com/o/other/.github/workflows/release.yml" }} }}
+"#
     ));
     let root = ws.path();
     let prefix = root.join("release");
@@ -692,7 +713,17 @@ fn a_release_can_end_by_promoting_its_image() {
     let out = xtask_in(
         root,
         &["release", "--json"],
-        &[("GITHUB_ACTOR", "ci"), ("WHARF_SIGNING_KEY", &private_key)],
+        &[
+            ("GITHUB_ACTOR", "ci"),
+            ("WHARF_SIGNING_KEY", &private_key),
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            ("GITHUB_REPOSITORY", "o/r"),
+            (
+                "GITHUB_WORKFLOW_REF",
+                "o/r/.github/workflows/release.yml@refs/tags/v0.3.1",
+            ),
+            ("GITHUB_RUN_ID", "7"),
+        ],
     );
     let built = built_digest(&out);
     let finished: Vec<Value> = String::from_utf8_lossy(&out.stdout)
@@ -730,6 +761,21 @@ fn a_release_can_end_by_promoting_its_image() {
         "ci",
     ));
     assert_eq!(verified["verified"], true, "{verified}");
+    assert_eq!(
+        verified["provenance"][0]["builder"],
+        format!("{workflow}@refs/tags/v0.3.1")
+    );
+    // Staging wants provenance from another workflow: blocked, both builders named.
+    let blocked = xt(root, &["promote", "staging"], "ci");
+    fails_with(
+        &blocked,
+        3,
+        &[
+            "provenance",
+            "built by https://github.com/o/r/",
+            "not https://github.com/o/other/",
+        ],
+    );
     let status = ok_json(xt(root, &["status", "--json"], "ci"));
     assert_eq!(status[0]["digest"], built.as_str());
     assert_eq!(status[0]["by"], "ci");

@@ -453,3 +453,74 @@ fn python_blob_at(host: &str, path: &str, accept: &str) -> Vec<u8> {
     ]))
     .stdout
 }
+
+/// A key in cosign's encrypted format, written by Python (cryptography makes the P-256 key,
+/// hashlib's scrypt and PyNaCl's secretbox seal it, as go-securesystemslib does), signs with
+/// its password in COSIGN_PASSWORD, and its public half, as Python wrote it, verifies.
+#[test]
+fn an_encrypted_cosign_key_signs_with_its_password() {
+    if !require(
+        "python3",
+        &["-c", "import nacl.secret, cryptography"],
+        "pip install pynacl cryptography",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some((registry, _)) = registry_with_image(dir.path(), "team/app") else {
+        return;
+    };
+    let script = r#"
+import base64, hashlib, json, os, sys, textwrap
+import nacl.secret
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP256R1())
+der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption())
+salt, nonce = os.urandom(32), os.urandom(24)
+n, r, p = 32768, 8, 1
+box_key = hashlib.scrypt(sys.argv[1].encode(), salt=salt, n=n, r=r, p=p, dklen=32,
+                         maxmem=64 * 1024 * 1024)
+sealed = nacl.secret.SecretBox(box_key).encrypt(der, nonce).ciphertext
+body = json.dumps({
+    "kdf": {"name": "scrypt", "params": {"N": n, "r": r, "p": p},
+            "salt": base64.b64encode(salt).decode()},
+    "cipher": {"name": "nacl/secretbox", "nonce": base64.b64encode(nonce).decode()},
+    "ciphertext": base64.b64encode(sealed).decode(),
+}).encode()
+lines = textwrap.wrap(base64.b64encode(body).decode(), 64)
+pem = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n" + "\n".join(lines) + \
+      "\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n"
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, pem.encode())
+os.close(fd)
+open(sys.argv[3], "wb").write(key.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+"#;
+    let (key, public) = (dir.path().join("enc.key"), dir.path().join("enc.pub"));
+    run(Command::new("python3")
+        .args(["-c", script, "correct horse"])
+        .args([&key, &public]));
+    let (key, public) = (key.to_str().unwrap(), public.to_str().unwrap());
+    let image = format!("docker://{}/team/app:v1", registry.host());
+    let sign = |password: Option<&str>| {
+        let mut command = Command::new(xtask_binary());
+        command.args(["sign", &image, "--key", key, "--json"]);
+        match password {
+            Some(password) => command.env("COSIGN_PASSWORD", password),
+            None => command.env_remove("COSIGN_PASSWORD"),
+        };
+        command.output().unwrap()
+    };
+    fails_with(&sign(None), 2, &["encrypted cosign key", "COSIGN_PASSWORD"]);
+    fails_with(
+        &sign(Some("wrong")),
+        2,
+        &["password does not decrypt", "enc.key"],
+    );
+    let signed = ok_json(sign(Some("correct horse")));
+    assert_eq!(signed["added"], true);
+    let verified = ok_json(xtask(&["verify", &image, "--key", public, "--json"]));
+    assert_eq!(verified["verified"], true);
+}

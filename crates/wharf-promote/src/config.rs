@@ -63,6 +63,49 @@ pub struct Gates {
     /// public keys verifies.
     #[serde(default)]
     pub signature: Option<SignatureGate>,
+    /// SLSA provenance attached to the digest, signed by one of these keys, from a named
+    /// builder and source repository.
+    #[serde(default)]
+    pub provenance: Option<ProvenanceGate>,
+}
+
+/// `provenance = { keys = ["cosign.pub"], builder = "https://github.com/OWNER/REPO/.github/workflows/release.yml", source = "https://github.com/OWNER/REPO" }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenanceGate {
+    /// Public keys, as for the signature gate; the envelope must verify with one.
+    pub keys: Vec<String>,
+    /// The builder id the provenance must name: equal, or followed by `@` and a ref (GitHub's
+    /// workflow ids end in `@refs/tags/v1.2.3`). None: any builder.
+    #[serde(default)]
+    pub builder: Option<String>,
+    /// The source repository it must name (compared without `git+` and a trailing `.git`).
+    /// None: any source.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl ProvenanceGate {
+    /// Whether a provenance's builder id is the one this gate names.
+    pub fn builder_matches(&self, builder: &str) -> bool {
+        self.builder.as_deref().is_none_or(|want| {
+            builder == want
+                || builder
+                    .strip_prefix(want)
+                    .is_some_and(|rest| rest.starts_with('@'))
+        })
+    }
+
+    /// Whether a provenance's source repository is the one this gate names.
+    pub fn source_matches(&self, source: &str) -> bool {
+        let plain = |uri: &str| {
+            let uri = uri.strip_prefix("git+").unwrap_or(uri);
+            uri.strip_suffix(".git").unwrap_or(uri).to_string()
+        };
+        self.source
+            .as_deref()
+            .is_none_or(|want| plain(want) == plain(source))
+    }
 }
 
 /// `signature = { keys = ["pipelines/cosign.pub"], check_reference = false }`.

@@ -45,6 +45,9 @@ pub struct Evidence {
     /// The image's cosign signatures, checked against the signature gate's keys.
     #[serde(default)]
     pub signature: Option<SignatureVerdict>,
+    /// The provenance attached to the image, checked against the provenance gate's keys.
+    #[serde(default)]
+    pub provenance: Option<ProvenanceVerdict>,
     /// Gates added by other features: counted like the others. Their evidence must hold no
     /// floating-point numbers.
     #[serde(default)]
@@ -64,6 +67,33 @@ pub struct SignatureVerdict {
     /// Why each signature failed, one line each (empty when the image has none or one
     /// verified).
     pub failures: Vec<String>,
+}
+
+/// The provenance attached to the image as the caller checked it
+/// (`wharf_sign::provenance::check` on each envelope).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenanceVerdict {
+    /// Where it was read (the source location).
+    pub location: String,
+    /// The ids of the gate's keys.
+    pub keys: Vec<String>,
+    /// Each envelope that verified with one of the keys and is about the image: who built
+    /// it, from where.
+    pub verified: Vec<BuiltBy>,
+    /// Why each other envelope failed, one line each.
+    pub failures: Vec<String>,
+}
+
+/// What a verified provenance says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltBy {
+    pub builder: String,
+    pub source: String,
+    pub commit: String,
+    /// The ids of the keys that signed it.
+    pub keys: Vec<String>,
 }
 
 /// The scan report attached to the image, judged by the policy in force.

@@ -6,9 +6,10 @@ use serde_json::json;
 use wharf_ledger::Entry;
 use wharf_oci::Digest;
 
-use crate::config::SmokeGate;
+use crate::config::{ProvenanceGate, SmokeGate};
 use crate::evidence::{
-    GateResult, ScanVerdict, SignatureVerdict, SmokeAttempt, VerificationEvidence,
+    BuiltBy, GateResult, ProvenanceVerdict, ScanVerdict, SignatureVerdict, SmokeAttempt,
+    VerificationEvidence,
 };
 use crate::state::verification_for;
 
@@ -141,6 +142,72 @@ pub(crate) fn signature(verdict: Option<&SignatureVerdict>, digest: &Digest) -> 
         )
     };
     result("signature", false, why, evidence)
+}
+
+pub(crate) fn provenance(
+    rule: &ProvenanceGate,
+    verdict: Option<&ProvenanceVerdict>,
+    digest: &Digest,
+) -> GateResult {
+    let Some(verdict) = verdict else {
+        return result(
+            "provenance",
+            false,
+            format!("the provenance of {} was not checked", digest.short()),
+            json!({ "verified": [] }),
+        );
+    };
+    let evidence = json!({
+        "location": verdict.location,
+        "keys": verdict.keys,
+        "verified": verdict.verified,
+        "failures": verdict.failures,
+        "builder": rule.builder,
+        "source": rule.source,
+    });
+    let fits = |b: &&BuiltBy| rule.builder_matches(&b.builder) && rule.source_matches(&b.source);
+    if let Some(built) = verdict.verified.iter().find(fits) {
+        let message = format!(
+            "built by {} from {} at {} (signed by key {})",
+            built.builder,
+            built.source,
+            built.commit,
+            built.keys.join(", ")
+        );
+        return result("provenance", true, message, evidence);
+    }
+    let mut why = Vec::new();
+    for built in &verdict.verified {
+        if !rule.builder_matches(&built.builder) {
+            why.push(format!(
+                "built by {}, not {}",
+                built.builder,
+                rule.builder.as_deref().unwrap_or_default()
+            ));
+        } else {
+            why.push(format!(
+                "built from {}, not {}",
+                built.source,
+                rule.source.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    why.extend(verdict.failures.iter().cloned());
+    let message = if why.is_empty() {
+        format!(
+            "{} has no provenance in {} (attach it: cargo xtask sign IMAGE --key KEY --provenance)",
+            digest.short(),
+            verdict.location
+        )
+    } else {
+        format!(
+            "no provenance of {} in {} fits: {}",
+            digest.short(),
+            verdict.location,
+            why.join("; ")
+        )
+    };
+    result("provenance", false, message, evidence)
 }
 
 pub(crate) fn scan(verdict: Option<&ScanVerdict>, digest: &Digest) -> GateResult {

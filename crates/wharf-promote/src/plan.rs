@@ -10,7 +10,7 @@ use wharf_ledger::{Draft, Entry, Kind};
 use wharf_oci::Digest;
 use wharf_tag::Tag;
 
-use crate::config::{BenchmarkGate, SignatureGate, SmokeGate, Stage};
+use crate::config::{BenchmarkGate, ProvenanceGate, SignatureGate, SmokeGate, Stage};
 use crate::evidence::{Evidence, GateResult, PromotionEvidence, VerificationEvidence, to_value};
 use crate::state::{approvals_for, state_of, verification_for, verifications};
 use crate::{PlanError, approvals, benchmark, find_stage, gates};
@@ -53,6 +53,8 @@ pub struct Needs {
     pub version: bool,
     /// Check the image's signatures with these keys ([`Evidence::signature`]).
     pub signature: Option<SignatureGate>,
+    /// Check the image's provenance with these keys ([`Evidence::provenance`]).
+    pub provenance: Option<ProvenanceGate>,
 }
 
 /// The digest a promotion into a stage would move, and where from.
@@ -74,7 +76,7 @@ pub struct PromotionPlan {
     /// The stage's digest now (what a rollback would go back to).
     pub previous: Option<Digest>,
     /// Every gate, in order: source, tests, scan, size, soak, benchmark, smoke, signature,
-    /// approvals, version (with semver tags), then the extra gates.
+    /// provenance, approvals, version (with semver tags), then the extra gates.
     pub gates: Vec<GateResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -179,6 +181,7 @@ fn needs(stage: &Stage, name: &str, digest: &Digest, entries: &[Entry]) -> Needs
         approvals_signed,
         version: stage.semver_tags,
         signature: gates.signature.clone(),
+        provenance: gates.provenance.clone(),
     }
 }
 
@@ -238,6 +241,13 @@ pub fn plan(
     }
     if rules.signature.is_some() {
         gates.push(gates::signature(evidence.signature.as_ref(), digest));
+    }
+    if let Some(rule) = &rules.provenance {
+        gates.push(gates::provenance(
+            rule,
+            evidence.provenance.as_ref(),
+            digest,
+        ));
     }
     if let Some(approval) = &rules.approvals {
         gates.push(approvals::gate(

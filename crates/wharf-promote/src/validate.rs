@@ -171,6 +171,11 @@ fn check_tags(stages: &[Stage], i: usize, report: &mut impl FnMut(String)) {
 }
 
 fn check_gates(gates: &Gates, report: &mut impl FnMut(String)) {
+    if let Some(provenance) = &gates.provenance
+        && provenance.keys.is_empty()
+    {
+        report("provenance keys = [] accepts no provenance (list the public keys that may sign it, e.g. keys = [\"pipelines/cosign.pub\"])".to_owned());
+    }
     if let Some(signature) = &gates.signature
         && signature.keys.is_empty()
     {

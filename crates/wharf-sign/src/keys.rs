@@ -47,6 +47,25 @@ pub enum KeyError {
     NotP256 { what: String, kind: &'static str },
     #[error("generating a key pair failed (the system's random source)")]
     Random,
+    #[error("{what} is an encrypted cosign key that wharf cannot read: {why}")]
+    Encrypted { what: String, why: String },
+    #[error(
+        "the password does not decrypt {what} (set COSIGN_PASSWORD to the password the key \
+         was made with)"
+    )]
+    WrongPassword { what: String },
+}
+
+/// The PEM labels of cosign's encrypted private keys (`cosign generate-key-pair`); the older
+/// one is from cosign before 1.x's rename to sigstore.
+pub const ENCRYPTED_LABELS: [&str; 2] = [
+    "ENCRYPTED SIGSTORE PRIVATE KEY",
+    "ENCRYPTED COSIGN PRIVATE KEY",
+];
+
+/// Whether `text` is a PEM block of one of cosign's encrypted private keys.
+pub fn is_encrypted(text: &[u8]) -> bool {
+    pem::parse(text).is_ok_and(|block| ENCRYPTED_LABELS.contains(&block.tag()))
 }
 
 fn wrong_kind_hint(found: &str, expected: &str) -> &'static str {
@@ -55,8 +74,7 @@ fn wrong_kind_hint(found: &str, expected: &str) -> &'static str {
             " (convert it: openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.pkcs8.pem)"
         }
         ("ENCRYPTED SIGSTORE PRIVATE KEY" | "ENCRYPTED COSIGN PRIVATE KEY", _) => {
-            " (an encrypted cosign key, which wharf does not read yet: make a key with \
-             `cargo xtask keygen`; cosign verifies its signatures with the .pub it writes)"
+            " (an encrypted cosign key: give its password in COSIGN_PASSWORD)"
         }
         ("PUBLIC KEY", "PRIVATE KEY") => " (this is the public half: sign with the private key)",
         ("PRIVATE KEY", "PUBLIC KEY") => {
@@ -91,6 +109,39 @@ impl KeyPair {
     /// Reads a PKCS#8 PEM private key; `what` names it in errors (a path, a variable).
     pub fn from_pem(text: &[u8], what: &str) -> Result<KeyPair, KeyError> {
         let der = pem_block(text, what, "PRIVATE KEY")?;
+        KeyPair::from_pkcs8_der(&der, what)
+    }
+
+    /// Reads one of cosign's encrypted private keys (`ENCRYPTED SIGSTORE PRIVATE KEY`), as
+    /// go-securesystemslib's `encrypted` package writes it: JSON holding an scrypt key
+    /// derivation (N, r, p, salt) and a NaCl secretbox (XSalsa20-Poly1305) nonce and
+    /// ciphertext, whose plaintext is the PKCS#8 DER of the key.
+    pub fn from_encrypted_pem(
+        text: &[u8],
+        what: &str,
+        password: &[u8],
+    ) -> Result<KeyPair, KeyError> {
+        let block = pem::parse(text).map_err(|e| KeyError::NotPem {
+            what: what.to_string(),
+            why: e.to_string(),
+            expected: ENCRYPTED_LABELS[0],
+        })?;
+        if !ENCRYPTED_LABELS.contains(&block.tag()) {
+            return Err(KeyError::WrongKind {
+                what: what.to_string(),
+                found: block.tag().to_string(),
+                expected: ENCRYPTED_LABELS[0],
+            });
+        }
+        let der = crate::encrypted::decrypt(block.contents(), password).map_err(|e| match e {
+            crate::encrypted::Error::WrongPassword => KeyError::WrongPassword {
+                what: what.to_string(),
+            },
+            crate::encrypted::Error::Format(why) => KeyError::Encrypted {
+                what: what.to_string(),
+                why,
+            },
+        })?;
         KeyPair::from_pkcs8_der(&der, what)
     }
 
@@ -238,6 +289,29 @@ mod tests {
             err.to_string().contains("not an ECDSA P-256 public key"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_encrypted_cosign_key_opens_with_its_password_only() {
+        let pair = KeyPair::generate().unwrap();
+        let sealed = crate::encrypted::encrypt_for_tests(&pair.pkcs8, b"hunter2");
+        let text = pem::encode(&pem::Pem::new("ENCRYPTED SIGSTORE PRIVATE KEY", sealed));
+        assert!(is_encrypted(text.as_bytes()));
+        let opened =
+            KeyPair::from_encrypted_pem(text.as_bytes(), "cosign.key", b"hunter2").unwrap();
+        assert_eq!(opened.public_key(), pair.public_key());
+        let err = KeyPair::from_encrypted_pem(text.as_bytes(), "cosign.key", b"wrong").unwrap_err();
+        assert!(matches!(err, KeyError::WrongPassword { .. }), "{err}");
+        assert!(err.to_string().contains("COSIGN_PASSWORD"), "{err}");
+        let garbage = pem::encode(&pem::Pem::new(
+            "ENCRYPTED SIGSTORE PRIVATE KEY",
+            b"{}".to_vec(),
+        ));
+        let err = KeyPair::from_encrypted_pem(garbage.as_bytes(), "x.key", b"").unwrap_err();
+        assert!(matches!(err, KeyError::Encrypted { .. }), "{err}");
+        // Read as a plain key, it says where the password goes.
+        let err = KeyPair::from_pem(text.as_bytes(), "cosign.key").unwrap_err();
+        assert!(err.to_string().contains("COSIGN_PASSWORD"), "{err}");
     }
 
     #[test]

@@ -8,9 +8,10 @@ use anyhow::{Context, Result};
 use wharf_ledger::{Entry, Kind};
 use wharf_oci::media_type;
 use wharf_promote::{
-    BenchmarkFiles, Candidate, Evidence, ScanVerdict, SignatureGate, SignatureVerdict, Stage,
-    VerificationEvidence,
+    BenchmarkFiles, BuiltBy, Candidate, Evidence, ProvenanceVerdict, ScanVerdict, SignatureVerdict,
+    Stage, VerificationEvidence,
 };
+use wharf_sign::provenance::ProvenanceCheck;
 
 use super::place::Place;
 use super::{Ctx, identity, smoke, ssh};
@@ -68,50 +69,123 @@ pub(super) fn gather(
         evidence.verified_approvals = verified_approvals(cx, stage, digest, entries)?;
     }
     if let Some(gate) = &gates.signature {
-        evidence.signature = Some(signature_verdict(cx, stage, &source, digest, gate)?);
+        let read = GateRead::new(cx, stage, "signature", &gate.keys, &source, digest)?;
+        evidence.signature = Some(signature_verdict(cx, &read, gate.check_reference)?);
+    }
+    if let Some(gate) = &gates.provenance {
+        let read = GateRead::new(cx, stage, "provenance", &gate.keys, &source, digest)?;
+        evidence.provenance = Some(provenance_verdict(cx, &read)?);
     }
     Ok(evidence)
+}
+
+/// What the signature and provenance gates start from: their keys (files relative to the
+/// workspace root, or `env://NAME`) and the image pinned in the source location, or why the
+/// location cannot hold signatures (an OCI layout: they are kept beside images in
+/// registries).
+struct GateRead {
+    location: String,
+    keys: Vec<wharf_sign::PublicKey>,
+    image: std::result::Result<wharf_oci::Reference, String>,
+}
+
+impl GateRead {
+    fn new(
+        cx: &Ctx<'_>,
+        stage: &Stage,
+        gate: &str,
+        keys: &[String],
+        source: &Place,
+        digest: &wharf_oci::Digest,
+    ) -> Result<GateRead> {
+        let keys = keys
+            .iter()
+            .map(|key| {
+                crate::sign::read_public_key(key, Some(&cx.session.root))
+                    .with_context(|| format!("stage {}'s {gate} gate", stage.name))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let image = match source {
+            Place::Registry(repo) => Ok(repo.with_digest(digest.clone())),
+            Place::Layout(_) => Err(format!(
+                "signatures and provenance are kept in registries, and {source} is an OCI \
+                 layout (sign the image in a stage whose location is a registry)"
+            )),
+        };
+        Ok(GateRead {
+            location: source.to_string(),
+            keys,
+            image,
+        })
+    }
+
+    fn key_ids(&self) -> Vec<String> {
+        self.keys.iter().map(wharf_sign::PublicKey::id).collect()
+    }
+}
+
+/// The provenance attached to the image in the source location, each envelope checked
+/// against the gate's keys and the image digest.
+fn provenance_verdict(cx: &Ctx<'_>, read: &GateRead) -> Result<ProvenanceVerdict> {
+    let mut verdict = ProvenanceVerdict {
+        location: read.location.clone(),
+        keys: read.key_ids(),
+        verified: Vec::new(),
+        failures: Vec::new(),
+    };
+    let image = match &read.image {
+        Ok(image) => image,
+        Err(why) => {
+            verdict.failures.push(why.clone());
+            return Ok(verdict);
+        }
+    };
+    let checks = wharf_pipeline::sign::verify_provenance(&cx.client, image, &read.keys)
+        .with_context(|| format!("reading the provenance of {image}"))?;
+    for (envelope, check) in checks {
+        match check {
+            ProvenanceCheck::Verified {
+                keys,
+                builder,
+                source,
+                commit,
+            } => verdict.verified.push(BuiltBy {
+                builder,
+                source,
+                commit,
+                keys,
+            }),
+            failed => verdict
+                .failures
+                .push(format!("provenance {envelope}: {failed}")),
+        }
+    }
+    Ok(verdict)
 }
 
 /// The image's cosign signatures in the source location, checked against the gate's keys.
 fn signature_verdict(
     cx: &Ctx<'_>,
-    stage: &Stage,
-    source: &Place,
-    digest: &wharf_oci::Digest,
-    gate: &SignatureGate,
+    read: &GateRead,
+    check_reference: bool,
 ) -> Result<SignatureVerdict> {
-    let keys = gate
-        .keys
-        .iter()
-        .map(|key| {
-            crate::sign::read_public_key(key, Some(&cx.session.root))
-                .with_context(|| format!("stage {}'s signature gate", stage.name))
-        })
-        .collect::<Result<Vec<_>>>()?;
     let mut verdict = SignatureVerdict {
-        location: source.to_string(),
+        location: read.location.clone(),
         matched_keys: Vec::new(),
-        keys: keys.iter().map(wharf_sign::PublicKey::id).collect(),
+        keys: read.key_ids(),
         failures: Vec::new(),
     };
-    let Place::Registry(repo) = source else {
-        verdict.failures.push(format!(
-            "signatures are kept in registries, and {source} is an OCI layout (sign the image \
-             in a stage whose location is a registry)"
-        ));
-        return Ok(verdict);
-    };
-    let checked = wharf_pipeline::sign::verify(
-        &cx.client,
-        &repo.with_digest(digest.clone()),
-        &keys,
-        gate.check_reference,
-    )
-    .with_context(|| format!("reading the signatures of {digest} in {source}"))?;
-    verdict.matched_keys = checked.matched_keys();
-    if !checked.verified() && !checked.layers.is_empty() {
-        verdict.failures = checked.failures().lines().map(str::to_string).collect();
+    match &read.image {
+        Err(why) => verdict.failures.push(why.clone()),
+        Ok(image) => {
+            let checked =
+                wharf_pipeline::sign::verify(&cx.client, image, &read.keys, check_reference)
+                    .with_context(|| format!("reading the signatures of {image}"))?;
+            verdict.matched_keys = checked.matched_keys();
+            if !checked.verified() && !checked.layers.is_empty() {
+                verdict.failures = checked.failures().lines().map(str::to_string).collect();
+            }
+        }
     }
     Ok(verdict)
 }

@@ -92,6 +92,7 @@ pub(crate) fn good_evidence() -> Evidence {
         version: Some("1.2.3".to_owned()),
         revision: Some("c0ffee".to_owned()),
         signature: None,
+        provenance: None,
         extra: vec![],
     }
 }

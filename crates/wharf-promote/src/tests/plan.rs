@@ -627,3 +627,82 @@ fn an_unsigned_image_is_blocked_by_the_signature_gate_and_a_signed_one_passes() 
         format!("signature: signed by key 0123456789abcdef (cosign signature in {location})")
     );
 }
+
+#[test]
+fn the_provenance_gate_wants_a_verified_statement_from_the_named_builder_and_source() {
+    let mut ledger = production_ready();
+    let seq = ledger.approve("production", &d(1), "carol", true);
+    let mut stages = stages();
+    let workflow = "https://github.com/o/r/.github/workflows/release.yml";
+    stages[2].gates.provenance = Some(ProvenanceGate {
+        keys: vec!["cosign.pub".into()],
+        builder: Some(workflow.into()),
+        source: Some("https://github.com/o/r".into()),
+    });
+    let candidate = candidate(&stages, "production", &ledger.entries, None).unwrap();
+    assert!(candidate.needs.provenance.is_some());
+    let mut evidence = good_evidence();
+    evidence.verified_approvals.insert(seq);
+    let built = |builder: &str, source: &str| BuiltBy {
+        builder: builder.into(),
+        source: source.into(),
+        commit: "c0ffee".into(),
+        keys: vec!["0123456789abcdef".into()],
+    };
+    let mut verdict = ProvenanceVerdict {
+        location: format!("{REG}/app"),
+        keys: vec!["0123456789abcdef".into()],
+        verified: vec![],
+        failures: vec![],
+    };
+    let judge = |verdict: &ProvenanceVerdict| {
+        let mut evidence = evidence.clone();
+        evidence.provenance = Some(verdict.clone());
+        plan(&stages, &candidate, &ledger.entries, &evidence, at(200)).unwrap()
+    };
+
+    let message = only_failure(&judge(&verdict), "provenance");
+    assert!(message.contains("has no provenance"), "{message}");
+    assert!(message.contains("--provenance"), "{message}");
+
+    verdict.failures = vec!["provenance sha256:...: signature: no given key verifies".into()];
+    let message = only_failure(&judge(&verdict), "provenance");
+    assert!(message.contains("no given key verifies"), "{message}");
+
+    verdict.verified = vec![built(
+        "https://evil.example/builder",
+        "git+https://github.com/o/r",
+    )];
+    let message = only_failure(&judge(&verdict), "provenance");
+    assert!(
+        message.contains("built by https://evil.example/builder, not"),
+        "{message}"
+    );
+
+    verdict.verified = vec![built(
+        &format!("{workflow}@refs/tags/v1.2.3"),
+        "git+https://github.com/o/fork",
+    )];
+    let message = only_failure(&judge(&verdict), "provenance");
+    assert!(
+        message.contains("built from git+https://github.com/o/fork, not"),
+        "{message}"
+    );
+
+    // The workflow at any ref, the repository with or without git+ and .git.
+    verdict.verified.push(built(
+        &format!("{workflow}@refs/tags/v1.2.3"),
+        "git+https://github.com/o/r.git",
+    ));
+    let allowed = judge(&verdict);
+    assert!(allowed.allowed(), "{allowed}");
+    assert!(
+        gate(&allowed, "provenance")
+            .message
+            .starts_with(&format!("provenance: built by {workflow}@refs/tags/v1.2.3")),
+        "{allowed}"
+    );
+    // A builder that only starts like the named one is another builder.
+    verdict.verified = vec![built(&format!("{workflow}2"), "https://github.com/o/r")];
+    only_failure(&judge(&verdict), "provenance");
+}
