@@ -116,6 +116,17 @@ pub fn run(def: &PipelineDef, args: Args, session: &Arc<Session>) -> Result<()> 
     if pipeline.steps.iter().any(|s| s.id() == "scan") {
         crate::scan::prepare_db_for_ci(session, args.offline)?;
     }
+    // The signing key is read now, not after the push: a missing secret or a wrong password
+    // then fails the run before anything is built or pushed.
+    if pipeline.steps.iter().any(|s| s.id() == "sign")
+        && let Some(sign) = session
+            .config()?
+            .push
+            .as_ref()
+            .and_then(|p| p.sign.as_ref())
+    {
+        crate::sign::signing_key(session, sign)?;
+    }
     let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
     let reporter = report::choose(args.json, github, &session.root, GitHubFiles::from_env());
     let mut options = RunOptions::new(&facts);

@@ -148,6 +148,23 @@ pub fn sign(args: SignArgs, session: &Session) -> Result<()> {
     Ok(())
 }
 
+/// The key `[push] sign` names: `env://NAME`, or a file relative to the workspace root.
+pub(crate) fn signing_key(
+    session: &Session,
+    config: &wharf_pipeline::config::SignConfig,
+) -> Result<KeyPair> {
+    let key = match config.key_variable() {
+        Some(_) => config.key.clone(),
+        None => session.root.join(&config.key).display().to_string(),
+    };
+    read_private_key(&key).with_context(|| {
+        format!(
+            "[push] sign.key in {} (the key the release signs with)",
+            session.config_path.display()
+        )
+    })
+}
+
 /// Signs `image` (pushed by the release pipeline) as `[push] sign` says, logging to `log`.
 pub(crate) fn sign_pushed(
     session: &Session,
@@ -155,11 +172,7 @@ pub(crate) fn sign_pushed(
     config: &wharf_pipeline::config::SignConfig,
     log: &mut dyn std::io::Write,
 ) -> Result<sign::Signed> {
-    let key = match config.key_variable() {
-        Some(_) => config.key.clone(),
-        None => session.root.join(&config.key).display().to_string(),
-    };
-    let key = read_private_key(&key).context("[push] sign.key")?;
+    let key = signing_key(session, config)?;
     let insecure = session
         .config()?
         .push

@@ -710,6 +710,23 @@ gates = {{ provenance = {{ keys = ["release.pub"], builder = "https://github.com
     ));
     let private_key = std::fs::read_to_string(root.join("release.key")).unwrap();
     std::fs::remove_file(root.join("release.key")).unwrap();
+    // Without the key's secret the release stops before it builds or pushes anything.
+    let keyless = xtask_in(root, &["release"], &[("GITHUB_ACTOR", "ci")]);
+    fails_with(
+        &keyless,
+        2,
+        &["WHARF_SIGNING_KEY is not set", "[push] sign.key"],
+    );
+    assert!(
+        !String::from_utf8_lossy(&keyless.stderr).contains("started"),
+        "no step ran: {}",
+        describe(&keyless)
+    );
+    let status = ok_json(xt(root, &["status", "--json"], "ci"));
+    assert!(
+        status[0]["digest"].is_null(),
+        "nothing was recorded: {status}"
+    );
     let out = xtask_in(
         root,
         &["release", "--json"],
