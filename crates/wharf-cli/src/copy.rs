@@ -32,6 +32,13 @@ pub fn client(json: bool, insecure: Vec<String>) -> Result<Client> {
     Ok(Client::new(config)?)
 }
 
+/// A registry image as `docker://HOST/REPO:TAG` (or without `docker://`).
+pub fn parse_reference(text: &str) -> Result<wharf_oci::Reference> {
+    let text = text.strip_prefix("docker://").unwrap_or(text);
+    text.parse()
+        .map_err(|e: wharf_oci::ReferenceError| crate::UsageError(e.into()).into())
+}
+
 pub fn parse(location: &str) -> Result<Location> {
     location
         .parse()

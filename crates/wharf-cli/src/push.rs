@@ -127,7 +127,5 @@ fn registry_reference(text: &str, new_tag: &str) -> Result<Reference> {
         };
         return Err(not_a_registry(text, instead));
     }
-    let text = text.strip_prefix("docker://").unwrap_or(text);
-    text.parse()
-        .map_err(|e: wharf_oci::ReferenceError| crate::UsageError(e.into()).into())
+    crate::copy::parse_reference(text)
 }

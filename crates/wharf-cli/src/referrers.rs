@@ -8,7 +8,6 @@ use wharf_registry::{Artifact, Attached, Client};
 
 use std::path::Path;
 
-use crate::UsageError;
 use crate::scan::{Format, render};
 
 /// Attaches the SBOM (CycloneDX) and the scan report (JSON) to the image `subject` names
@@ -97,10 +96,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let text = args.image.strip_prefix("docker://").unwrap_or(&args.image);
-    let reference: Reference = text
-        .parse()
-        .map_err(|e: wharf_oci::ReferenceError| UsageError(e.into()))?;
+    let reference = crate::copy::parse_reference(&args.image)?;
     let client = crate::copy::client(true, args.insecure)?;
     let subject = match reference.digest() {
         Some(_) => reference.clone(),

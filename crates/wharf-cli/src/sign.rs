@@ -113,7 +113,7 @@ pub fn keygen(args: KeygenArgs) -> Result<()> {
 }
 
 pub fn sign(args: SignArgs, session: &Session) -> Result<()> {
-    let image = parse_image(&args.image)?;
+    let image = crate::copy::parse_reference(&args.image)?;
     let key = read_private_key(&args.key)?;
     let build = match args.provenance {
         true => Some(build_facts(session)?),
@@ -262,7 +262,7 @@ fn build_facts(session: &Session) -> Result<Build> {
 }
 
 pub fn verify(args: VerifyArgs) -> Result<()> {
-    let image = parse_image(&args.image)?;
+    let image = crate::copy::parse_reference(&args.image)?;
     let keys = args
         .key
         .iter()
@@ -338,12 +338,6 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         return Err(GateFailed(format!("{name}'s provenance is not verified:\n{why}")).into());
     }
     Ok(())
-}
-
-fn parse_image(text: &str) -> Result<Reference> {
-    let text = text.strip_prefix("docker://").unwrap_or(text);
-    text.parse()
-        .map_err(|e: wharf_oci::ReferenceError| UsageError(e.into()).into())
 }
 
 fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {

@@ -189,7 +189,7 @@ pub fn copy_attachments(
         repo.with_tag(&tag)
             .map_err(|e| CopyError::Unsupported(format!("naming the tag {tag}: {e}")))
     };
-    let Some(source) = optional_manifest(client, &tagged(from)?)? else {
+    let Some(source) = client.manifest_if_present(&tagged(from)?)? else {
         return Ok(());
     };
     let signatures: Manifest = serde_json::from_slice(&source.bytes).map_err(|e| {
@@ -201,7 +201,7 @@ pub fn copy_attachments(
         std::iter::once(&signatures.config).chain(&signatures.layers),
     )?;
     report.absorb(&pushed);
-    let (media_type, bytes, added) = match optional_manifest(client, &tagged(to)?)? {
+    let (media_type, bytes, added) = match client.manifest_if_present(&tagged(to)?)? {
         None => (source.media_type, source.bytes, signatures.layers.len()),
         Some(existing) => {
             let existing: Manifest = serde_json::from_slice(&existing.bytes).map_err(|e| {
@@ -234,18 +234,6 @@ pub fn copy_attachments(
     client.put_manifest(to.registry(), to.repository(), &tag, &media_type, &bytes)?;
     report.signatures += added;
     Ok(())
-}
-
-/// The manifest at `reference`, or `None` when the registry has none there.
-fn optional_manifest(
-    client: &Client,
-    reference: &Reference,
-) -> Result<Option<wharf_registry::RawManifest>, CopyError> {
-    match client.manifest(reference) {
-        Ok(raw) => Ok(Some(raw)),
-        Err(wharf_registry::Error::Status { status: 404, .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The tag suffix (`sha256-<hex>.<suffix>`) under which a referrer of this artifact type is

@@ -67,10 +67,8 @@ fn signature_ref(image: &Reference, digest: &Digest) -> Result<Reference, SignEr
 
 /// The image's signature manifest, if it has one.
 fn signature_manifest(client: &Client, sig: &Reference) -> Result<Option<Manifest>, SignError> {
-    let raw = match client.manifest(sig) {
-        Ok(raw) => raw,
-        Err(RegistryError::Status { status: 404, .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let Some(raw) = client.manifest_if_present(sig)? else {
+        return Ok(None);
     };
     serde_json::from_slice(&raw.bytes)
         .map(Some)

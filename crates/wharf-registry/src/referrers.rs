@@ -374,10 +374,8 @@ impl Client {
     ) -> Result<Option<Index>> {
         let tag = referrers_tag(subject_digest);
         let reference = tagged(subject, &tag)?;
-        let found = match self.manifest(&reference) {
-            Ok(found) => found,
-            Err(Error::Status { status: 404, .. }) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(found) = self.manifest_if_present(&reference)? else {
+            return Ok(None);
         };
         if !media_type::is_index(&found.media_type) {
             return Err(Error::Protocol {

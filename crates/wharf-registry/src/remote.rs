@@ -395,6 +395,16 @@ impl Client {
         })
     }
 
+    /// [`Client::manifest`], or `None` when the registry has no manifest there (404): a
+    /// tag that does not exist yet, such as an image's `.sig` before its first signature.
+    pub fn manifest_if_present(&self, reference: &Reference) -> Result<Option<RawManifest>> {
+        match self.manifest(reference) {
+            Ok(raw) => Ok(Some(raw)),
+            Err(Error::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Resolves a tag (or digest) to the manifest's descriptor.
     pub fn resolve(&self, reference: &Reference) -> Result<Descriptor> {
         let manifest = self.manifest(reference)?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow};
 use wharf_oci::{Descriptor, Digest, Layout, Location, Manifest, Reference, media_type};
 use wharf_pipeline::copy;
-use wharf_registry::{Client, Error as RegistryError};
+use wharf_registry::Client;
 
 /// A stage's location, parsed once.
 #[derive(Clone, Debug)]
@@ -79,11 +79,9 @@ impl Place {
                     Err(_) => Ok(None),
                 }
             }
-            Place::Registry(repo) => match client.manifest(&repo.with_digest(digest.clone())) {
-                Ok(raw) => Ok(Some((raw.media_type, raw.bytes))),
-                Err(RegistryError::Status { status: 404, .. }) => Ok(None),
-                Err(e) => Err(e.into()),
-            },
+            Place::Registry(repo) => Ok(client
+                .manifest_if_present(&repo.with_digest(digest.clone()))?
+                .map(|raw| (raw.media_type, raw.bytes))),
         }
     }
 
@@ -132,11 +130,9 @@ impl Place {
             }
             Place::Registry(repo) => {
                 let reference = repo.with_tag(tag)?;
-                match client.resolve(&reference) {
-                    Ok(descriptor) => Ok(Some(descriptor.digest)),
-                    Err(RegistryError::Status { status: 404, .. }) => Ok(None),
-                    Err(e) => Err(e.into()),
-                }
+                Ok(client
+                    .manifest_if_present(&reference)?
+                    .map(|raw| raw.digest))
             }
         }
     }
