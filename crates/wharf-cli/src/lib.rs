@@ -95,6 +95,15 @@ enum Command {
     /// DORA figures from the ledger: deployment frequency, lead time, change failure rate,
     /// recovery time.
     Dora(promote::DoraArgs),
+    /// Run a stage's digest on its [stages.deploy] target (blue-green on a Docker engine:
+    /// health checked, smoke checked, recorded in the ledger); `--rollback` goes back to the
+    /// last healthy deploy; `deploy status` shows what runs.
+    Deploy(promote::deploy::DeployArgs),
+    /// Run a stage's [[stages.deploy.smoke]] HTTP checks (status, body, latency).
+    Smoke(promote::deploy::SmokeArgs),
+    /// The TCP proxy a Docker deploy starts in front of a stage (internal).
+    #[command(hide = true)]
+    DeployProxy(promote::deploy::ProxyArgs),
     /// Write an ECDSA P-256 key pair for signing (cosign.key, cosign.pub).
     Keygen(sign::KeygenArgs),
     /// Sign an image in a registry, in cosign's format (the tag sha256-<hex>.sig).
@@ -232,6 +241,9 @@ fn run(command: Command, session: &Session) -> anyhow::Result<()> {
         Command::History(args) => promote::history(args, session),
         Command::Ledger(args) => promote::ledger(args, session),
         Command::Dora(args) => promote::dora(args, session),
+        Command::Deploy(args) => promote::deploy::deploy(args, session),
+        Command::Smoke(args) => promote::deploy::smoke(args, session),
+        Command::DeployProxy(args) => promote::deploy::proxy(args),
         Command::Keygen(args) => sign::keygen(args),
         Command::Sign(args) => sign::sign(args, session),
         Command::Verify(args) => sign::verify(args),

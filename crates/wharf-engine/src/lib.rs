@@ -15,6 +15,10 @@
 //! runtime and blocks on it: there is one connection at a time to drive, so no pool of
 //! threads is needed.
 
+mod containers;
+
+pub use containers::{Container, ContainerSpec};
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};

@@ -31,6 +31,219 @@ pub struct Stage {
     /// What must hold before a digest comes in.
     #[serde(default)]
     pub gates: Gates,
+    /// Where the stage's current digest runs (`cargo xtask deploy STAGE`); none: nowhere.
+    #[serde(default)]
+    pub deploy: Option<Deploy>,
+}
+
+/// `[stages.deploy]`: a runtime for the stage's digest. `docker` runs it on a Docker engine
+/// (blue-green behind wharf's proxy), `kubernetes` sizes the stage's kustomize overlay
+/// (`cargo xtask render-k8s`); a stage may have both.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    #[serde(default)]
+    pub docker: Option<DockerDeploy>,
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesDeploy>,
+    /// HTTP checks run against the stage after a deploy switches traffic (and by `cargo
+    /// xtask smoke STAGE`); one failing rolls the deploy back.
+    #[serde(default)]
+    pub smoke: Vec<SmokeCheck>,
+    /// The stage's base URL for smoke checks, e.g. `https://staging.example.com`. Default:
+    /// the Docker proxy's address.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// `[stages.deploy.docker]`: blue-green on the Docker engine `DOCKER_HOST` names (a local one:
+/// wharf's proxy runs beside it and reaches the containers on loopback).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerDeploy {
+    /// The stable address clients use, e.g. `0.0.0.0:8080`: wharf's TCP proxy listens here
+    /// and forwards to the live container.
+    pub listen: String,
+    /// The variable that tells a container its own address: each container gets
+    /// `NAME=127.0.0.1:PORT` with a port of its own (host networking).
+    #[serde(default = "listen_env")]
+    pub listen_env: String,
+    /// `NAME=VALUE` added to the image's environment.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `no`, `always`, `unless-stopped` (default) or `on-failure`.
+    #[serde(default = "unless_stopped")]
+    pub restart: String,
+    /// A memory limit as `docker run --memory` takes it: `256m`, `1g`, bytes.
+    #[serde(default)]
+    pub memory: Option<String>,
+    /// A CPU limit as `docker run --cpus` takes it: `0.5`, `2`.
+    #[serde(default)]
+    pub cpus: Option<String>,
+    /// Seconds a stopping container gets after SIGTERM before SIGKILL.
+    #[serde(default = "thirty")]
+    pub stop_timeout_secs: u64,
+    /// How a new container proves it is healthy when its image has no HEALTHCHECK.
+    #[serde(default)]
+    pub health: HealthCheck,
+}
+
+/// `health = { path = "/health", interval_ms = 1000, timeout_ms = 5000, retries = 3,
+/// start_period_ms = 30000 }`: Docker's HEALTHCHECK semantics over HTTP. A probe is a GET
+/// that must answer 2xx within `timeout_ms`; one passing probe makes the container healthy;
+/// after `start_period_ms`, `retries` failing probes in a row make it unhealthy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    #[serde(default = "health_path")]
+    pub path: String,
+    #[serde(default = "one_second")]
+    pub interval_ms: u64,
+    #[serde(default = "five_seconds")]
+    pub timeout_ms: u64,
+    #[serde(default = "three")]
+    pub retries: u32,
+    #[serde(default = "thirty_seconds")]
+    pub start_period_ms: u64,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            path: health_path(),
+            interval_ms: one_second(),
+            timeout_ms: five_seconds(),
+            retries: three(),
+            start_period_ms: thirty_seconds(),
+        }
+    }
+}
+
+/// `[[stages.deploy.smoke]]`: `{ path = "/health", status = 200, body_contains = "ok",
+/// max_latency_ms = 500 }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeCheck {
+    pub path: String,
+    #[serde(default = "ok_status")]
+    pub status: u16,
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// The answer must be complete within this many milliseconds (default 5000).
+    #[serde(default = "five_seconds")]
+    pub max_latency_ms: u64,
+}
+
+/// `[stages.deploy.kubernetes]`: the stage's overlay of the manifests `cargo xtask
+/// render-k8s` writes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesDeploy {
+    #[serde(default = "one")]
+    pub replicas: u32,
+    /// `{ cpu = "100m", memory = "64Mi" }`, as Kubernetes quantities.
+    pub requests: Resources,
+    pub limits: Resources,
+    /// The PodDisruptionBudget's minAvailable; default: one less than `replicas` (at least 1).
+    #[serde(default)]
+    pub min_available: Option<u32>,
+    /// The HorizontalPodAutoscaler: `{ min = 3, max = 10, cpu_percent = 70 }`; default: from
+    /// `replicas` to twice as many, at 80% CPU.
+    #[serde(default)]
+    pub autoscale: Option<Autoscale>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    pub cpu: String,
+    pub memory: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Autoscale {
+    pub min: u32,
+    pub max: u32,
+    #[serde(default = "eighty")]
+    pub cpu_percent: u32,
+}
+
+impl DockerDeploy {
+    /// `memory` in bytes: `docker run --memory`'s units (b, k, m, g; case ignored).
+    pub fn memory_bytes(&self) -> Result<Option<i64>, String> {
+        let Some(text) = self.memory.as_deref() else {
+            return Ok(None);
+        };
+        let lower = text.trim().to_ascii_lowercase();
+        let lower = lower.strip_suffix('b').unwrap_or(&lower);
+        let (number, unit) = match lower.char_indices().last() {
+            Some((i, c @ ('k' | 'm' | 'g'))) => (&lower[..i], c),
+            _ => (lower, ' '),
+        };
+        let scale: i64 = match unit {
+            'k' => 1 << 10,
+            'm' => 1 << 20,
+            'g' => 1 << 30,
+            _ => 1,
+        };
+        number
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| n.checked_mul(scale))
+            .filter(|n| *n >= 6 << 20)
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "memory = {text:?}: expected a size of at least 6m, e.g. \"256m\" or \"1g\""
+                )
+            })
+    }
+
+    /// `cpus` in billionths of a CPU, as the engine takes it.
+    pub fn nano_cpus(&self) -> Result<Option<i64>, String> {
+        let Some(text) = self.cpus.as_deref() else {
+            return Ok(None);
+        };
+        let bad = || format!("cpus = {text:?}: expected a number of CPUs, e.g. \"0.5\" or \"2\"");
+        let (whole, fraction) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+        if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let whole: i64 = whole.parse().map_err(|_| bad())?;
+        let fraction: i64 = format!("{fraction:0<9}").parse().map_err(|_| bad())?;
+        let nanos = whole
+            .checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(fraction))
+            .filter(|n| *n > 0)
+            .ok_or_else(bad)?;
+        Ok(Some(nanos))
+    }
+}
+
+fn listen_env() -> String {
+    "LISTEN_ADDR".to_string()
+}
+fn unless_stopped() -> String {
+    "unless-stopped".to_string()
+}
+fn health_path() -> String {
+    "/health".to_string()
+}
+fn one() -> u32 {
+    1
+}
+fn eighty() -> u32 {
+    80
+}
+fn one_second() -> u64 {
+    1000
+}
+fn five_seconds() -> u64 {
+    5000
+}
+fn thirty_seconds() -> u64 {
+    30_000
 }
 
 /// `[stages.gates]`: every gate is off unless configured.

@@ -213,6 +213,15 @@ pub struct DeployEvidence {
     /// What happened, for people.
     #[serde(default)]
     pub detail: String,
+    /// Where it ran (`docker`, `kubernetes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// What served before the deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Digest>,
+    /// A `deploy --rollback`: back to the last digest that deployed healthy before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 /// The ledger entry CI writes for a digest it built and tested.
@@ -310,4 +319,18 @@ impl DeployEvidence {
             .then(|| read(&entry.evidence))
             .flatten()
     }
+}
+
+/// The digests that deployed healthy to `stage`, newest first, each once: what `deploy
+/// --rollback` chooses from (the first that is not the one serving).
+pub fn healthy_deploys(entries: &[wharf_ledger::Entry], stage: &str) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::new();
+    for entry in entries.iter().rev() {
+        let healthy = entry.to.as_deref() == Some(stage)
+            && DeployEvidence::of(entry).is_some_and(|e| e.outcome == DeployOutcome::Succeeded);
+        if healthy && !out.contains(&entry.digest) {
+            out.push(entry.digest.clone());
+        }
+    }
+    out
 }

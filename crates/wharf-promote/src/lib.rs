@@ -30,14 +30,16 @@ mod validate;
 pub use approvals::{APPROVAL_KIND, approval_draft, approval_message};
 pub use benchmark::{Benchmark, BenchmarkFile};
 pub use config::{
-    ApprovalGate, BenchmarkGate, Gates, LedgerConfig, ProvenanceGate, SignatureGate, SmokeGate,
-    Stage, Webhook, WebhookFormat,
+    ApprovalGate, Autoscale, BenchmarkGate, Deploy, DockerDeploy, Gates, HealthCheck,
+    KubernetesDeploy, LedgerConfig, ProvenanceGate, Resources, SignatureGate, SmokeCheck,
+    SmokeGate, Stage, Webhook, WebhookFormat,
 };
 pub use dora::{Dora, Median, dora};
 pub use evidence::{
     BenchmarkFiles, BuiltBy, DeployEvidence, DeployOutcome, Evidence, GateResult,
     PromotionEvidence, ProvenanceVerdict, RecordedFile, RollbackEvidence, ScanVerdict,
-    SignatureVerdict, SmokeAttempt, VerificationEvidence, deploy_draft, verification_draft,
+    SignatureVerdict, SmokeAttempt, VerificationEvidence, deploy_draft, healthy_deploys,
+    verification_draft,
 };
 pub use notify::{Event, FailedGate, Notification};
 pub use plan::{Candidate, Needs, PromotionPlan, Source, Target, candidate, plan};

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use wharf_tag::Tag;
 
-use crate::config::{ApprovalGate, Gates, Stage};
+use crate::config::{ApprovalGate, Deploy, Gates, Stage};
 use crate::stage_names;
 
 /// The largest `max_regression_percent` taken as meant: above it the gate can hardly fail,
@@ -52,6 +52,9 @@ pub fn validate(stages: &[Stage]) -> Result<(), Vec<Problem>> {
         check_location(&stage.location, &mut report);
         check_tags(stages, i, &mut report);
         check_gates(&stage.gates, &mut report);
+        if let Some(deploy) = &stage.deploy {
+            check_deploy(deploy, &mut report);
+        }
     }
     if !stages.is_empty() && stages.iter().all(|s| s.from.is_some()) {
         problems.push(Problem {
@@ -219,5 +222,69 @@ fn check_approvals(approvals: &ApprovalGate, report: &mut impl FnMut(String)) {
     }
     if approvals.signed && approvals.allowed_signers.is_none() {
         report("approvals signed = true needs allowed_signers, the ssh-keygen allowed-signers file the signatures are checked against (add allowed_signers = \"FILE\")".to_owned());
+    }
+}
+
+fn check_deploy(deploy: &Deploy, report: &mut impl FnMut(String)) {
+    if let Some(docker) = &deploy.docker {
+        if docker.listen.parse::<core::net::SocketAddr>().is_err() {
+            report(format!(
+                "deploy.docker.listen = {:?} is not IP:PORT (e.g. \"0.0.0.0:8080\"; host names are not resolved)",
+                docker.listen
+            ));
+        }
+        if docker.listen_env.is_empty() || docker.listen_env.contains('=') {
+            report(format!(
+                "deploy.docker.listen_env = {:?} is not a variable name (e.g. \"LISTEN_ADDR\")",
+                docker.listen_env
+            ));
+        }
+        for (what, result) in [
+            ("memory", docker.memory_bytes().map(|_| ())),
+            ("cpus", docker.nano_cpus().map(|_| ())),
+        ] {
+            if let Err(message) = result {
+                report(format!("deploy.docker.{what}: {message}"));
+            }
+        }
+        if !["no", "always", "unless-stopped", "on-failure"].contains(&docker.restart.as_str()) {
+            report(format!(
+                "deploy.docker.restart = {:?}: expected no, always, unless-stopped or on-failure",
+                docker.restart
+            ));
+        }
+        if let Some(bad) = docker.env.iter().find(|e| !e.contains('=')) {
+            report(format!("deploy.docker.env: {bad:?} is not NAME=VALUE"));
+        }
+        let health = &docker.health;
+        if !health.path.starts_with('/') {
+            report(format!(
+                "deploy.docker.health.path = {:?} must start with / (e.g. \"/health\")",
+                health.path
+            ));
+        }
+        if health.interval_ms == 0 || health.timeout_ms == 0 {
+            report("deploy.docker.health: interval_ms and timeout_ms must be above 0".to_owned());
+        }
+    }
+    for check in &deploy.smoke {
+        if !check.path.starts_with('/') {
+            report(format!(
+                "deploy.smoke: path {:?} must start with / (it is joined to the stage's URL)",
+                check.path
+            ));
+        }
+    }
+    if let Some(url) = &deploy.url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        report(format!(
+            "deploy.url = {url:?} must be an http:// or https:// URL"
+        ));
+    }
+    if !deploy.smoke.is_empty() && deploy.url.is_none() && deploy.docker.is_none() {
+        report(
+            "deploy.smoke needs deploy.url (where the stage answers) or deploy.docker".to_owned(),
+        );
     }
 }

@@ -12,6 +12,7 @@ pub use wharf_audit as audit;
 pub use wharf_build as build;
 #[cfg(feature = "cli")]
 pub use wharf_cli as cli;
+pub use wharf_deploy as deploy;
 pub use wharf_engine as engine;
 pub use wharf_flow as flow;
 pub use wharf_imagecheck as imagecheck;

@@ -1,6 +1,6 @@
 //! The small HTTP service wharf ships as its own example image.
 //!
-//! `GET /health` answers `ok`, `GET /metrics` serves request counts in the OpenMetrics text
+//! `GET /health` answers `ok` (see [`health_response`] for `HELLO_VERSION` and `HEALTH_FAIL`), `GET /metrics` serves request counts in the OpenMetrics text
 //! format, any other path is a 404. SIGTERM or SIGINT stop it gracefully: it stops
 //! accepting, lets in-flight requests finish and exits with status 0.
 //!
@@ -144,7 +144,24 @@ async fn serve(addr: SocketAddr) -> Result<(), String> {
         .map_err(|e| format!("serving on {local}: {e}"))
 }
 
+/// What `GET /health` answers: `ok`, or `ok VERSION` with `HELLO_VERSION` set (so two
+/// deploys of the same binary are told apart); `HEALTH_FAIL=1` makes it fail with 503 (for
+/// testing what a deploy does with a container that never becomes healthy).
+fn health_response() -> (StatusCode, String) {
+    if std::env::var("HEALTH_FAIL").is_ok_and(|v| v == "1") {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "failing: HEALTH_FAIL=1".to_string(),
+        );
+    }
+    match std::env::var("HELLO_VERSION") {
+        Ok(version) if !version.is_empty() => (StatusCode::OK, format!("ok {version}")),
+        _ => (StatusCode::OK, "ok".to_string()),
+    }
+}
+
 fn app() -> Router {
+    let health = health_response();
     let mut registry = Registry::default();
     let requests = Requests::default();
     registry.register(
@@ -158,7 +175,13 @@ fn app() -> Router {
     }
     let metrics = Arc::new(Metrics { registry, requests });
     Router::new()
-        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/health",
+            get(move || {
+                let health = health.clone();
+                async move { health }
+            }),
+        )
         .route("/metrics", get(metrics_text))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
         // `layer`, not `route_layer`, so the fallback's 404s are counted too.

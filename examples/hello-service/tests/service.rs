@@ -24,6 +24,8 @@ impl Service {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hello-service"))
             .args(args)
             .env_remove("LISTEN_ADDR")
+            .env_remove("HELLO_VERSION")
+            .env_remove("HEALTH_FAIL")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -147,6 +149,17 @@ fn get(addr: SocketAddr, path: &str) -> Response {
     )
     .expect("sending the request");
     read_response(stream)
+}
+
+#[test]
+fn hello_version_names_the_build_and_health_fail_fails_the_health_check() {
+    let service = Service::start(&["--listen", "127.0.0.1:0"], &[("HELLO_VERSION", "B")]);
+    let health = get(service.addr, "/health");
+    assert_eq!((health.status, health.body.as_str()), (200, "ok B"));
+    let failing = Service::start(&["--listen", "127.0.0.1:0"], &[("HEALTH_FAIL", "1")]);
+    let health = get(failing.addr, "/health");
+    assert_eq!(health.status, 503, "{}", health.body);
+    assert_eq!(get(failing.addr, "/metrics").status, 200);
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! equal the ledger's last entries. A crash anywhere leaves either nothing or a ledger
 //! entry whose tags the next command moves.
 
+pub mod deploy;
 mod evidence;
 mod identity;
 mod ledger;

@@ -85,6 +85,27 @@ impl Place {
         }
     }
 
+    /// The single-platform image `digest` names here (linux/amd64 from an index), to read.
+    pub fn image<'c>(
+        &self,
+        client: &'c Client,
+        digest: &Digest,
+    ) -> Result<Box<dyn wharf_oci::Image + Sync + 'c>> {
+        let platform = wharf_oci::Platform::linux_amd64();
+        match self {
+            Place::Layout(dir) => {
+                let (media_type, bytes) = self
+                    .manifest(client, digest)?
+                    .ok_or_else(|| anyhow!("{self} holds no image {digest}"))?;
+                let descriptor = Descriptor::new(&media_type, digest.clone(), bytes.len() as u64);
+                Ok(Box::new(Layout::open(dir)?.image(&descriptor, &platform)?))
+            }
+            Place::Registry(repo) => Ok(Box::new(
+                client.image(&repo.with_digest(digest.clone()), &platform)?,
+            )),
+        }
+    }
+
     /// The image's size and labels.
     pub fn facts(&self, client: &Client, digest: &Digest) -> Result<ImageFacts> {
         let (_, bytes) = self

@@ -14,6 +14,9 @@ fn failed_deploy(ledger: &mut Ledger, n: u8, minute: i64) {
     let evidence = DeployEvidence {
         outcome: DeployOutcome::Failed,
         detail: "health check failed".into(),
+        target: None,
+        previous: None,
+        rollback: false,
     };
     ledger.push(deploy_draft(
         "production",
@@ -112,10 +115,37 @@ fn a_successful_deploy_is_no_failure() {
     let ok = DeployEvidence {
         outcome: DeployOutcome::Succeeded,
         detail: String::new(),
+        target: None,
+        previous: None,
+        rollback: false,
     };
     ledger.push(deploy_draft("production", d(1), "ci", at(110), &ok));
     assert_eq!(
         dora_of(&ledger, at(0), at(200)).change_failure_rate,
         Some(0.0)
+    );
+}
+
+#[test]
+fn healthy_deploys_are_newest_first_once_each_and_skip_failures_and_other_stages() {
+    let mut ledger = Ledger::default();
+    let deploy = |ledger: &mut Ledger, stage: &str, n: u8, minute: i64, outcome| {
+        let evidence = DeployEvidence {
+            outcome,
+            detail: String::new(),
+            target: None,
+            previous: None,
+            rollback: false,
+        };
+        ledger.push(deploy_draft(stage, d(n), "ci", at(minute), &evidence));
+    };
+    deploy(&mut ledger, "production", 1, 1, DeployOutcome::Succeeded);
+    deploy(&mut ledger, "production", 2, 2, DeployOutcome::Succeeded);
+    deploy(&mut ledger, "production", 1, 3, DeployOutcome::Succeeded);
+    deploy(&mut ledger, "production", 3, 4, DeployOutcome::Failed);
+    deploy(&mut ledger, "staging", 4, 5, DeployOutcome::Succeeded);
+    assert_eq!(
+        crate::healthy_deploys(&ledger.entries, "production"),
+        [d(1), d(2)]
     );
 }

@@ -150,3 +150,69 @@ fn the_benchmark_limit_and_the_smoke_url_must_make_sense() {
         ]
     );
 }
+
+#[test]
+fn a_deploy_section_is_checked_field_by_field() {
+    let mut dev = stage("dev", None);
+    dev["deploy"] = json!({
+        "docker": {
+            "listen": "localhost:8080",
+            "listen_env": "A=B",
+            "memory": "2k",
+            "cpus": "half",
+            "restart": "sometimes",
+            "env": ["NOEQUALS"],
+            "health": {"path": "health", "interval_ms": 0}
+        },
+        "smoke": [{"path": "health"}],
+        "url": "ftp://x"
+    });
+    let found = problems(json!([dev]));
+    for needle in [
+        "deploy.docker.listen = \"localhost:8080\" is not IP:PORT",
+        "listen_env = \"A=B\" is not a variable name",
+        "memory = \"2k\": expected a size of at least 6m",
+        "cpus = \"half\": expected a number of CPUs",
+        "restart = \"sometimes\"",
+        "\"NOEQUALS\" is not NAME=VALUE",
+        "health.path = \"health\" must start with /",
+        "interval_ms and timeout_ms must be above 0",
+        "deploy.smoke: path \"health\" must start with /",
+        "deploy.url = \"ftp://x\"",
+    ] {
+        assert!(
+            found.iter().any(|p| p.contains(needle)),
+            "{needle} not in {found:#?}"
+        );
+    }
+    assert!(found.iter().all(|p| p.starts_with("stages[0] (dev): ")));
+}
+
+#[test]
+fn docker_units_read_as_the_docker_cli_reads_them() {
+    let docker = |memory: &str, cpus: &str| -> DockerDeploy {
+        serde_json::from_value(json!({"listen": "0.0.0.0:80", "memory": memory, "cpus": cpus}))
+            .unwrap()
+    };
+    let d = docker("256m", "0.5");
+    assert_eq!(d.memory_bytes(), Ok(Some(256 << 20)));
+    assert_eq!(d.nano_cpus(), Ok(Some(500_000_000)));
+    assert_eq!(docker("1G", "2").memory_bytes(), Ok(Some(1 << 30)));
+    assert_eq!(docker("1G", "2").nano_cpus(), Ok(Some(2_000_000_000)));
+    assert_eq!(docker("64mb", "1.25").memory_bytes(), Ok(Some(64 << 20)));
+    assert_eq!(docker("64mb", "1.25").nano_cpus(), Ok(Some(1_250_000_000)));
+    assert!(
+        docker("5m", "0").memory_bytes().is_err(),
+        "below Docker's 6 MB minimum"
+    );
+    assert!(docker("64m", "0").nano_cpus().is_err());
+    assert!(docker("64m", "0.0000000001").nano_cpus().is_err());
+    let defaults: DockerDeploy = serde_json::from_value(json!({"listen": "0.0.0.0:80"})).unwrap();
+    assert_eq!(
+        (defaults.memory_bytes(), defaults.nano_cpus()),
+        (Ok(None), Ok(None))
+    );
+    assert_eq!(defaults.listen_env, "LISTEN_ADDR");
+    assert_eq!(defaults.restart, "unless-stopped");
+    assert_eq!(defaults.health, HealthCheck::default());
+}

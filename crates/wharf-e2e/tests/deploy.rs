@@ -1,0 +1,356 @@
+//! Blue-green deploys on the real Docker engine (issue 14): `cargo xtask deploy`, `deploy
+//! --rollback`, `deploy status` and `smoke` on a fixture workspace whose stage holds three
+//! builds of the example service: A and B answer `/health` with `ok A` and `ok B`, and the
+//! broken one fails its health check (`HEALTH_FAIL=1`). A client polls the stage's stable
+//! address every 100 ms over a fresh connection throughout, and must never see a failure.
+//! Containers are checked with the `docker` CLI, the ledger through `history` and `dora`.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wharf::oci::{Digest, Layout, Platform};
+use wharf_e2e::{describe, fails_with, fixture_workspace, free_port, ok_json, run, xtask_in};
+
+const LABEL: &str = "dev.wharf.deploy=app/dev";
+
+fn xt(root: &Path, args: &[&str]) -> Output {
+    xtask_in(root, args, &[("GITHUB_ACTOR", "deployer")])
+}
+
+/// A build of the example image with `env` added, tagged `tag` in the layout `dir`.
+fn variant(dir: &Path, tag: &str, env: &[&str]) -> Digest {
+    let example = wharf_e2e::example_image();
+    let base = Layout::open(&example.layout)
+        .unwrap()
+        .image_by_tag(&example.tag, &Platform::linux_amd64())
+        .unwrap();
+    let config = wharf::oci::image::config(&base).unwrap();
+    let run_config = config.config.unwrap_or_default();
+    let mut spec = wharf::build::BuildSpec::new(0);
+    spec.base = Some(wharf::build::Base {
+        name: "oci:example".into(),
+        image: &base,
+    });
+    let (uid, gid) = run_config
+        .user
+        .as_deref()
+        .and_then(|u| u.split_once(':'))
+        .map(|(u, g)| (u.parse().unwrap(), g.parse().unwrap()))
+        .unwrap();
+    spec.uid = uid;
+    spec.gid = gid;
+    spec.env = env.iter().map(|e| e.to_string()).collect();
+    let layout = match dir.join("index.json").exists() {
+        true => Layout::open(dir).unwrap(),
+        false => Layout::create(dir).unwrap(),
+    };
+    wharf::build::build(&spec, &layout, Some(tag))
+        .unwrap()
+        .descriptor
+        .digest
+}
+
+/// What CI records for a digest it built and tested, so that `promote dev` takes it.
+fn verified(root: &Path, digest: &Digest) {
+    // The default ledger of a git workspace, as the CLI opens it.
+    let store = wharf::ledger::Store::git(root.to_path_buf(), "refs/wharf/ledger", None::<String>);
+    let evidence = wharf::promote::VerificationEvidence {
+        location: Some("oci:images".into()),
+        ..Default::default()
+    };
+    store
+        .append(|_| {
+            Ok::<_, std::convert::Infallible>(wharf::promote::verification_draft(
+                digest.clone(),
+                "ci",
+                jiff::Timestamp::now(),
+                &evidence,
+            ))
+        })
+        .unwrap();
+}
+
+/// GET /health over a new connection: `Ok(body)` for a 200, else what went wrong.
+fn get_health(port: u16) -> Result<String, String> {
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no complete answer: {response:?}"))?;
+    match head.split_whitespace().nth(1) {
+        Some("200") => Ok(body.to_string()),
+        other => Err(format!("status {other:?}: {body}")),
+    }
+}
+
+/// Each answer the poller got, and when.
+type Answers = Arc<Mutex<Vec<(Instant, Result<String, String>)>>>;
+
+/// A client polling the stage every 100 ms, recording each answer.
+struct Poller {
+    stop: Arc<AtomicBool>,
+    seen: Answers,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Poller {
+    fn start(port: u16) -> Poller {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, seen) = (stop.clone(), seen.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let answer = get_health(port);
+                    seen.lock().unwrap().push((Instant::now(), answer));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        };
+        Poller {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    /// The answers since `since`.
+    fn since(&self, since: Instant) -> Vec<Result<String, String>> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, answer)| answer.clone())
+            .collect()
+    }
+
+    /// Waits until at least `n` more answers have come in (the poller runs on its own).
+    fn wait_for(&self, n: usize) {
+        let start = self.seen.lock().unwrap().len();
+        while self.seen.lock().unwrap().len() < start + n {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn finish(mut self) -> Vec<Result<String, String>> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+}
+
+/// Takes the stage down whatever happens, so no proxy or container outlives the test.
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = xt(self.0, &["deploy", "dev", "--down"]);
+    }
+}
+
+/// The stage's containers as the docker CLI lists them: (name, digest label).
+fn containers() -> Vec<(String, String)> {
+    let out = run(Command::new("docker").args([
+        "ps",
+        "--all",
+        "--filter",
+        &format!("label={LABEL}"),
+        "--format",
+        "{{.Names}} {{.Label \"dev.wharf.digest\"}}",
+    ]));
+    let mut list: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, d)| (n.to_string(), d.to_string()))
+        .collect();
+    list.sort();
+    list
+}
+
+fn deploy_json(root: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["deploy"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    ok_json(xt(root, &all))["report"].clone()
+}
+
+#[test]
+fn blue_green_deploys_fail_safe_and_roll_back_while_a_poller_sees_no_failure() {
+    if !wharf_e2e::require_docker() {
+        return;
+    }
+    // Leftovers of an earlier run that was killed: this test owns the label.
+    let stale =
+        run(Command::new("docker").args(["ps", "-aq", "--filter", &format!("label={LABEL}")]));
+    for id in String::from_utf8_lossy(&stale.stdout).split_whitespace() {
+        run(Command::new("docker").args(["rm", "-f", id]));
+    }
+    let port = free_port();
+    let ws = fixture_workspace(&format!(
+        r#"[image]
+package = "app"
+
+[[stages]]
+name = "dev"
+location = "oci:target/wharf/stages/dev"
+
+[stages.deploy]
+smoke = [{{ path = "/health", status = 200, body_contains = "ok", max_latency_ms = 5000 }}]
+
+[stages.deploy.docker]
+listen = "127.0.0.1:{port}"
+stop_timeout_secs = 10
+memory = "64m"
+cpus = "0.5"
+health = {{ path = "/health", interval_ms = 100, timeout_ms = 2000, retries = 3, start_period_ms = 1000 }}
+"#
+    ));
+    let root = ws.path();
+    let _down = Down(root);
+    let images = root.join("images");
+    let a = variant(&images, "a", &["HELLO_VERSION=A"]);
+    let b = variant(&images, "b", &["HELLO_VERSION=B"]);
+    let broken = variant(&images, "broken", &["HELLO_VERSION=C", "HEALTH_FAIL=1"]);
+    let promote = |digest: &Digest| {
+        verified(root, digest);
+        ok_json(xt(
+            root,
+            &["promote", "dev", "--digest", &digest.to_string(), "--json"],
+        ));
+    };
+
+    // A: the first deploy starts the proxy.
+    promote(&a);
+    let plan =
+        String::from_utf8_lossy(&xt(root, &["deploy", "dev", "--dry-run"]).stdout).to_string();
+    assert!(
+        plan.contains("start app-dev-blue") && plan.contains("start the proxy"),
+        "{plan}"
+    );
+    let first = deploy_json(root, &["dev"]);
+    assert_eq!(first["outcome"], "healthy", "{first}");
+    assert_eq!(get_health(port), Ok("ok A".to_string()));
+    let poller = Poller::start(port);
+    poller.wait_for(3);
+
+    // B: next to A, then the switch; A is stopped and removed.
+    promote(&b);
+    let deployed = deploy_json(root, &["dev"]);
+    let switched = Instant::now();
+    assert_eq!(deployed["outcome"], "healthy", "{deployed}");
+    assert_eq!(deployed["previous"], a.to_string());
+    assert_eq!(containers(), [("app-dev-green".to_string(), b.to_string())]);
+    poller.wait_for(3);
+    let after = poller.since(switched);
+    assert!(
+        !after.is_empty() && after.iter().all(|r| r.as_deref() == Ok("ok B")),
+        "after the switch the poller must see B only: {after:?}"
+    );
+    let again = deploy_json(root, &["dev"]);
+    assert_eq!(again["outcome"], "unchanged", "{again}");
+
+    // The broken build: never healthy, removed; B keeps serving.
+    promote(&broken);
+    let failed = xt(root, &["deploy", "dev"]);
+    fails_with(
+        &failed,
+        1,
+        &["never became healthy", "503", "HEALTH_FAIL=1"],
+    );
+    assert_eq!(containers(), [("app-dev-green".to_string(), b.to_string())]);
+    let tried = Instant::now();
+    poller.wait_for(3);
+    assert!(
+        poller
+            .since(tried)
+            .iter()
+            .all(|r| r.as_deref() == Ok("ok B"))
+    );
+
+    // Back to the last healthy deploy before B: A.
+    let back = deploy_json(root, &["dev", "--rollback"]);
+    let rolled = Instant::now();
+    assert_eq!(back["outcome"], "healthy", "{back}");
+    assert_eq!(back["digest"], a.to_string());
+    assert_eq!(containers(), [("app-dev-blue".to_string(), a.to_string())]);
+    poller.wait_for(3);
+    assert!(
+        poller
+            .since(rolled)
+            .iter()
+            .all(|r| r.as_deref() == Ok("ok A"))
+    );
+
+    let seen = poller.finish();
+    let failures: Vec<&String> = seen.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failures.is_empty(), "the poller saw failures: {failures:?}");
+    assert!(seen.len() >= 12, "{} answers", seen.len());
+    for version in ["ok A", "ok B"] {
+        assert!(
+            seen.iter().any(|r| r.as_deref() == Ok(version)),
+            "never saw {version}"
+        );
+    }
+
+    // The ledger: four deploys (A, B, the failed one, the rollback to A), and DORA counts
+    // the failure.
+    let history = ok_json(xt(root, &["history", "dev", "--json"]));
+    let deploys: Vec<(String, String, bool)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "deploy")
+        .map(|e| {
+            (
+                e["digest"].as_str().unwrap().to_string(),
+                e["evidence"]["outcome"].as_str().unwrap().to_string(),
+                e["evidence"]["rollback"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    let expected = [
+        (a.to_string(), "succeeded".to_string(), false),
+        (b.to_string(), "succeeded".to_string(), false),
+        (broken.to_string(), "failed".to_string(), false),
+        (a.to_string(), "succeeded".to_string(), true),
+    ];
+    assert_eq!(deploys, expected, "{history}");
+    ok_json(xt(root, &["ledger", "verify", "--json"]));
+
+    let status = ok_json(xt(root, &["deploy", "status", "--json"]));
+    assert_eq!(status[0]["status"]["serving"], a.to_string(), "{status}");
+    assert_eq!(status[0]["status"]["entry_up"], true);
+    // The ledger's current digest is the broken one: status says so.
+    assert_eq!(status[0]["promoted"], broken.to_string());
+
+    let smoke = ok_json(xt(root, &["smoke", "dev", "--json"]));
+    assert_eq!(smoke[0]["passed"], true, "{smoke}");
+
+    let down = xt(root, &["deploy", "dev", "--down"]);
+    assert!(down.status.success(), "{}", describe(&down));
+    assert!(containers().is_empty());
+    assert!(get_health(port).is_err(), "nothing listens after --down");
+}
