@@ -50,6 +50,12 @@ if ! python3 -c "import nacl.secret, cryptography" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check pynacl cryptography
 fi
 
+# kubernetes-validate for crates/wharf-k8s/tests/tools.rs (schemas bundled: validates offline).
+if ! command -v kubernetes-validate >/dev/null; then
+  log "installing kubernetes-validate (pip)"
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+fi
+
 # cargo-audit, the peer the advisory scan is compared with (tests/audit.rs, bench-scan).
 if ! command -v cargo-audit >/dev/null; then
   log "installing cargo-audit (cargo install; a few minutes)"
