@@ -149,7 +149,13 @@ fn promotion(config: &Config) -> Option<Promotion> {
     let stages = config
         .stages
         .iter()
-        .map(|s| Stage::new(&s.name, s.from.as_deref(), s.gates.approvals.is_some()))
+        .map(|s| {
+            let stage = Stage::new(&s.name, s.from.as_deref(), s.gates.approvals.is_some());
+            match s.deploy.is_some() {
+                true => stage.deployed(),
+                false => stage,
+            }
+        })
         .collect();
     let mut promotion = Promotion::new(stages);
     if let Some(remote) = &config.ledger.remote {

@@ -99,6 +99,10 @@ enum Command {
     /// health checked, smoke checked, recorded in the ledger); `--rollback` goes back to the
     /// last healthy deploy; `deploy status` shows what runs.
     Deploy(promote::deploy::DeployArgs),
+    /// Write the Kubernetes manifests (kustomize base, one overlay per stage pinned to its
+    /// digest) for GitOps; --check fails when the committed ones differ.
+    #[command(name = "render-k8s")]
+    RenderK8s(promote::k8s::RenderArgs),
     /// Run a stage's [[stages.deploy.smoke]] HTTP checks (status, body, latency).
     Smoke(promote::deploy::SmokeArgs),
     /// The TCP proxy a Docker deploy starts in front of a stage (internal).
@@ -242,6 +246,7 @@ fn run(command: Command, session: &Session) -> anyhow::Result<()> {
         Command::Ledger(args) => promote::ledger(args, session),
         Command::Dora(args) => promote::dora(args, session),
         Command::Deploy(args) => promote::deploy::deploy(args, session),
+        Command::RenderK8s(args) => promote::k8s::render(args, session),
         Command::Smoke(args) => promote::deploy::smoke(args, session),
         Command::DeployProxy(args) => promote::deploy::proxy(args),
         Command::Keygen(args) => sign::keygen(args),

@@ -559,6 +559,134 @@ impl PromoteStep {
     }
 }
 
+/// Deploys a stage's current digest on its `[stages.deploy]` target (`cargo xtask deploy
+/// STAGE` as a step): health and smoke checked, recorded in the ledger; fails with the
+/// evidence when the new version is not healthy (the old one keeps serving). Never cached:
+/// what runs is outside the workspace.
+pub struct DeployStep {
+    session: Arc<Session>,
+    stage: String,
+    id: String,
+    needs: Vec<String>,
+}
+
+impl DeployStep {
+    /// Deploys `stage` after the steps `needs` (e.g. its promotion).
+    pub fn new(session: &Arc<Session>, stage: &str, needs: Vec<String>) -> DeployStep {
+        DeployStep {
+            session: session.clone(),
+            stage: stage.to_string(),
+            id: format!("deploy-{stage}"),
+            needs,
+        }
+    }
+}
+
+impl Step for DeployStep {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn needs(&self) -> Vec<String> {
+        self.needs.clone()
+    }
+
+    fn argv(&self) -> Vec<String> {
+        vec!["wharf-deploy".into(), self.stage.clone()]
+    }
+
+    fn describe(&self) -> String {
+        format!("deploy the digest current in {} to its target", self.stage)
+    }
+
+    fn inputs(&self) -> Option<Inputs> {
+        None
+    }
+
+    fn run(&self, cx: &mut Context<'_>) -> Result<Outputs, StepError> {
+        use crate::promote::deploy::{Choice, Deployed, deploy_stage, failure};
+        let mut lines = Vec::new();
+        let deployed = deploy_stage(
+            &self.session,
+            &self.stage,
+            Choice::Current,
+            false,
+            &mut |line| lines.push(line.to_string()),
+        );
+        for line in lines {
+            let _ = writeln!(cx.log(), "{line}");
+        }
+        let Deployed::Done { report, entry } = deployed.map_err(step_error)? else {
+            unreachable!("not a dry run")
+        };
+        let _ = writeln!(cx.log(), "{}", report.detail());
+        if let Some(e) = failure(&report) {
+            return Err(step_error(e));
+        }
+        let mut outputs =
+            Outputs::from([("digest".into(), Output::Digest(report.digest.to_string()))]);
+        if let Some(entry) = entry {
+            outputs.insert("entry".into(), Output::Count(entry.seq));
+        }
+        Ok(outputs)
+    }
+}
+
+/// Runs a stage's `[[stages.deploy.smoke]]` checks (`cargo xtask smoke STAGE` as a step):
+/// status, body and latency of each; fails naming every check that did not pass.
+pub struct SmokeStep {
+    session: Arc<Session>,
+    stage: String,
+    id: String,
+    needs: Vec<String>,
+}
+
+impl SmokeStep {
+    pub fn new(session: &Arc<Session>, stage: &str, needs: Vec<String>) -> SmokeStep {
+        SmokeStep {
+            session: session.clone(),
+            stage: stage.to_string(),
+            id: format!("smoke-{stage}"),
+            needs,
+        }
+    }
+}
+
+impl Step for SmokeStep {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn needs(&self) -> Vec<String> {
+        self.needs.clone()
+    }
+
+    fn argv(&self) -> Vec<String> {
+        vec!["wharf-smoke".into(), self.stage.clone()]
+    }
+
+    fn describe(&self) -> String {
+        format!("the smoke checks of {}", self.stage)
+    }
+
+    fn inputs(&self) -> Option<Inputs> {
+        None
+    }
+
+    fn run(&self, cx: &mut Context<'_>) -> Result<Outputs, StepError> {
+        use crate::promote::deploy::{smoke_failure, smoke_lines, smoke_stage};
+        let results = smoke_stage(&self.session, &self.stage, None).map_err(step_error)?;
+        let _ = write!(cx.log(), "{}", smoke_lines(&results));
+        if let Some(e) = smoke_failure(&self.stage, &results) {
+            return Err(step_error(e));
+        }
+        Ok(Outputs::from([(
+            "passed".into(),
+            Output::Count(results.len() as u64),
+        )]))
+    }
+}
+
 /// Approves the digest waiting to come into a stage, as whoever runs the pipeline
 /// (`cargo xtask approve STAGE` as a step): for an automated approver, e.g. after a job
 /// that checked the digest in the stage before.
@@ -725,9 +853,19 @@ pub fn release(session: &Arc<Session>) -> anyhow::Result<(Pipeline, Vec<ci::Skip
     // `Config::parse` checked that the stage exists.
     if let Some(stage) = &push.promote_to {
         let needs = pipeline.steps.iter().map(|s| s.id().to_string()).collect();
-        pipeline
-            .steps
-            .push(Box::new(PromoteStep::new(session, stage, needs)));
+        let promote = PromoteStep::new(session, stage, needs);
+        let promoted = promote.id().to_string();
+        pipeline.steps.push(Box::new(promote));
+        // A stage with a deploy target runs what was just promoted into it.
+        if config
+            .stages
+            .iter()
+            .any(|s| &s.name == stage && s.deploy.is_some())
+        {
+            pipeline
+                .steps
+                .push(Box::new(DeployStep::new(session, stage, vec![promoted])));
+        }
     }
     Ok((pipeline, skipped))
 }

@@ -163,20 +163,9 @@ impl DockerTarget {
         Control::new(self.state_dir.join("proxy.sock"))
     }
 
-    /// The address smoke checks and clients use: the proxy's, with an unspecified IP as
-    /// loopback.
+    /// The address smoke checks and clients use (see [`url_of`]).
     pub fn url(&self) -> String {
-        let listen: SocketAddr = self
-            .config
-            .listen
-            .parse()
-            .unwrap_or(([127, 0, 0, 1], 0).into());
-        let ip = match listen.ip() {
-            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            ip => ip.to_string(),
-        };
-        format!("http://{ip}:{}", listen.port())
+        url_of(&self.config.listen)
     }
 
     fn containers(&self) -> Result<Vec<Container>> {
@@ -628,4 +617,27 @@ impl Target for DockerTarget {
 /// The proxy's state directory for `stage` under `root` (the CLI's choice).
 pub fn state_dir(root: &Path, stage: &str) -> PathBuf {
     root.join(".wharf").join("deploy").join(stage)
+}
+
+/// `http://` and the proxy's `listen` address, with an unspecified IP as loopback: where
+/// smoke checks reach a stage on this host.
+pub fn url_of(listen: &str) -> String {
+    let listen: SocketAddr = listen.parse().unwrap_or(([127, 0, 0, 1], 0).into());
+    let ip = match listen.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{ip}:{}", listen.port())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_url_of_a_wildcard_listen_is_loopback() {
+        assert_eq!(super::url_of("0.0.0.0:8080"), "http://127.0.0.1:8080");
+        assert_eq!(super::url_of("[::]:80"), "http://127.0.0.1:80");
+        assert_eq!(super::url_of("[::1]:80"), "http://[::1]:80");
+        assert_eq!(super::url_of("10.0.0.5:9000"), "http://10.0.0.5:9000");
+    }
 }

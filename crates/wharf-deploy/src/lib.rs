@@ -8,6 +8,7 @@
 
 pub mod docker;
 pub mod http;
+pub mod kubernetes;
 pub mod proxy;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use wharf_oci::{Digest, Image};
 
 pub use docker::{DockerPlan, DockerTarget};
 pub use http::{Health, SmokeResult};
+pub use kubernetes::{KubernetesPlan, KubernetesTarget};
 
 /// What went wrong running a deploy (a failed health check is not an error: it is a
 /// [`Report`] with [`Outcome::Failed`]).
@@ -90,6 +92,8 @@ pub enum Outcome {
     /// The new version was healthy but failed its smoke checks once it had the traffic:
     /// the traffic went back to the old one and the new one was removed.
     RolledBack,
+    /// The manifests were written for a GitOps tool to apply; nothing ran yet.
+    Rendered,
 }
 
 /// What a deploy did, with the evidence.
@@ -114,7 +118,10 @@ pub struct Report {
 
 impl Report {
     pub fn succeeded(&self) -> bool {
-        matches!(self.outcome, Outcome::Healthy | Outcome::Unchanged)
+        matches!(
+            self.outcome,
+            Outcome::Healthy | Outcome::Unchanged | Outcome::Rendered
+        )
     }
 
     /// One line for the ledger and the terminal.
@@ -132,7 +139,14 @@ impl Report {
                 self.instance, self.digest, self.address
             ),
             Outcome::Unchanged => format!("{} already serves {}", self.instance, self.digest),
-            Outcome::Failed => format!("{} never became healthy and was removed", self.instance),
+            Outcome::Failed => format!(
+                "{} did not become healthy; the previous version keeps serving",
+                self.instance
+            ),
+            Outcome::Rendered => format!(
+                "{} pins {} (written for GitOps to apply)",
+                self.address, self.digest
+            ),
             Outcome::RolledBack => format!(
                 "{} failed its smoke checks; traffic went back and it was removed",
                 self.instance

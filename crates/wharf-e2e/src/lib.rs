@@ -163,6 +163,60 @@ pub fn build_example(root: &Path, layout: &Path) -> (image::ImageOutcome, image:
     (outcome, plan)
 }
 
+/// A build of the example image with `env` added, tagged `tag` in the layout `dir`.
+pub fn example_variant(dir: &Path, tag: &str, env: &[&str]) -> wharf::oci::Digest {
+    let example = example_image();
+    let base = wharf::oci::Layout::open(&example.layout)
+        .unwrap()
+        .image_by_tag(&example.tag, &wharf::oci::Platform::linux_amd64())
+        .unwrap();
+    let config = wharf::oci::image::config(&base).unwrap();
+    let run_config = config.config.unwrap_or_default();
+    let mut spec = wharf::build::BuildSpec::new(0);
+    spec.base = Some(wharf::build::Base {
+        name: "oci:example".into(),
+        image: &base,
+    });
+    let (uid, gid) = run_config
+        .user
+        .as_deref()
+        .and_then(|u| u.split_once(':'))
+        .map(|(u, g)| (u.parse().unwrap(), g.parse().unwrap()))
+        .unwrap();
+    spec.uid = uid;
+    spec.gid = gid;
+    spec.env = env.iter().map(|e| e.to_string()).collect();
+    let layout = match dir.join("index.json").exists() {
+        true => wharf::oci::Layout::open(dir).unwrap(),
+        false => wharf::oci::Layout::create(dir).unwrap(),
+    };
+    wharf::build::build(&spec, &layout, Some(tag))
+        .unwrap()
+        .descriptor
+        .digest
+}
+
+/// What CI records for a digest it built and tested (found at `location`), so that
+/// `promote` takes it into a first stage.
+pub fn record_verified(root: &Path, digest: &wharf::oci::Digest, location: &str) {
+    // The default ledger of a git workspace, as the CLI opens it.
+    let store = wharf::ledger::Store::git(root.to_path_buf(), "refs/wharf/ledger", None::<String>);
+    let evidence = wharf::promote::VerificationEvidence {
+        location: Some(location.into()),
+        ..Default::default()
+    };
+    store
+        .append(|_| {
+            Ok::<_, std::convert::Infallible>(wharf::promote::verification_draft(
+                digest.clone(),
+                "ci",
+                jiff::Timestamp::now(),
+                &evidence,
+            ))
+        })
+        .unwrap();
+}
+
 /// GET `path` on 127.0.0.1:`port`, returning the status code (None if nothing answers).
 pub fn http_status(port: u16, path: &str) -> Option<u16> {
     use std::io::{Read, Write};
@@ -286,6 +340,21 @@ pub fn describe(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// The `finished` events of a pipeline run with `--json` (one JSON object a line), in
+/// order, with the step ids in that order.
+pub fn finished_steps(out: &Output) -> (Vec<serde_json::Value>, Vec<String>) {
+    let finished: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "finished")
+        .collect();
+    let order = finished
+        .iter()
+        .map(|e| e["step"].as_str().unwrap_or_default().to_string())
+        .collect();
+    (finished, order)
 }
 
 /// Asserts that the command succeeded and parses its stdout as JSON.

@@ -13,66 +13,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wharf::oci::{Digest, Layout, Platform};
-use wharf_e2e::{describe, fails_with, fixture_workspace, free_port, ok_json, run, xtask_in};
+use wharf::oci::Digest;
+use wharf_e2e::{
+    describe, example_variant, fails_with, fixture_workspace, free_port, ok_json, record_verified,
+    run, xtask_in,
+};
 
 const LABEL: &str = "dev.wharf.deploy=app/dev";
 
 fn xt(root: &Path, args: &[&str]) -> Output {
     xtask_in(root, args, &[("GITHUB_ACTOR", "deployer")])
-}
-
-/// A build of the example image with `env` added, tagged `tag` in the layout `dir`.
-fn variant(dir: &Path, tag: &str, env: &[&str]) -> Digest {
-    let example = wharf_e2e::example_image();
-    let base = Layout::open(&example.layout)
-        .unwrap()
-        .image_by_tag(&example.tag, &Platform::linux_amd64())
-        .unwrap();
-    let config = wharf::oci::image::config(&base).unwrap();
-    let run_config = config.config.unwrap_or_default();
-    let mut spec = wharf::build::BuildSpec::new(0);
-    spec.base = Some(wharf::build::Base {
-        name: "oci:example".into(),
-        image: &base,
-    });
-    let (uid, gid) = run_config
-        .user
-        .as_deref()
-        .and_then(|u| u.split_once(':'))
-        .map(|(u, g)| (u.parse().unwrap(), g.parse().unwrap()))
-        .unwrap();
-    spec.uid = uid;
-    spec.gid = gid;
-    spec.env = env.iter().map(|e| e.to_string()).collect();
-    let layout = match dir.join("index.json").exists() {
-        true => Layout::open(dir).unwrap(),
-        false => Layout::create(dir).unwrap(),
-    };
-    wharf::build::build(&spec, &layout, Some(tag))
-        .unwrap()
-        .descriptor
-        .digest
-}
-
-/// What CI records for a digest it built and tested, so that `promote dev` takes it.
-fn verified(root: &Path, digest: &Digest) {
-    // The default ledger of a git workspace, as the CLI opens it.
-    let store = wharf::ledger::Store::git(root.to_path_buf(), "refs/wharf/ledger", None::<String>);
-    let evidence = wharf::promote::VerificationEvidence {
-        location: Some("oci:images".into()),
-        ..Default::default()
-    };
-    store
-        .append(|_| {
-            Ok::<_, std::convert::Infallible>(wharf::promote::verification_draft(
-                digest.clone(),
-                "ci",
-                jiff::Timestamp::now(),
-                &evidence,
-            ))
-        })
-        .unwrap();
 }
 
 /// GET /health over a new connection: `Ok(body)` for a 200, else what went wrong.
@@ -163,21 +113,26 @@ impl Poller {
 }
 
 /// Takes the stage down whatever happens, so no proxy or container outlives the test.
-struct Down<'a>(&'a Path);
+struct Down<'a>(&'a Path, &'static str);
 
 impl Drop for Down<'_> {
     fn drop(&mut self) {
-        let _ = xt(self.0, &["deploy", "dev", "--down"]);
+        let _ = xt(self.0, &["deploy", self.1, "--down"]);
     }
 }
 
-/// The stage's containers as the docker CLI lists them: (name, digest label).
+/// The dev stage's containers as the docker CLI lists them: (name, digest label).
 fn containers() -> Vec<(String, String)> {
+    containers_of("app/dev")
+}
+
+/// The containers of `app/stage`, from the docker CLI: (name, digest label).
+fn containers_of(key: &str) -> Vec<(String, String)> {
     let out = run(Command::new("docker").args([
         "ps",
         "--all",
         "--filter",
-        &format!("label={LABEL}"),
+        &format!("label=dev.wharf.deploy={key}"),
         "--format",
         "{{.Names}} {{.Label \"dev.wharf.digest\"}}",
     ]));
@@ -229,13 +184,13 @@ health = {{ path = "/health", interval_ms = 100, timeout_ms = 2000, retries = 3,
 "#
     ));
     let root = ws.path();
-    let _down = Down(root);
+    let _down = Down(root, "dev");
     let images = root.join("images");
-    let a = variant(&images, "a", &["HELLO_VERSION=A"]);
-    let b = variant(&images, "b", &["HELLO_VERSION=B"]);
-    let broken = variant(&images, "broken", &["HELLO_VERSION=C", "HEALTH_FAIL=1"]);
+    let a = example_variant(&images, "a", &["HELLO_VERSION=A"]);
+    let b = example_variant(&images, "b", &["HELLO_VERSION=B"]);
+    let broken = example_variant(&images, "broken", &["HELLO_VERSION=C", "HEALTH_FAIL=1"]);
     let promote = |digest: &Digest| {
-        verified(root, digest);
+        record_verified(root, digest, "oci:images");
         ok_json(xt(
             root,
             &["promote", "dev", "--digest", &digest.to_string(), "--json"],
@@ -278,7 +233,7 @@ health = {{ path = "/health", interval_ms = 100, timeout_ms = 2000, retries = 3,
     fails_with(
         &failed,
         1,
-        &["never became healthy", "503", "HEALTH_FAIL=1"],
+        &["did not become healthy", "503", "HEALTH_FAIL=1"],
     );
     assert_eq!(containers(), [("app-dev-green".to_string(), b.to_string())]);
     let tried = Instant::now();
@@ -353,4 +308,93 @@ health = {{ path = "/health", interval_ms = 100, timeout_ms = 2000, retries = 3,
     assert!(down.status.success(), "{}", describe(&down));
     assert!(containers().is_empty());
     assert!(get_health(port).is_err(), "nothing listens after --down");
+}
+
+/// A service in std alone: answers every request with `released`, on `LISTEN_ADDR`.
+const SERVER: &str = r#"use std::io::{Read, Write};
+
+fn main() {
+    let addr = std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
+    let listener = std::net::TcpListener::bind(&addr).expect("binding LISTEN_ADDR");
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let mut request = [0u8; 1024];
+        let _ = stream.read(&mut request);
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nreleased\n",
+        );
+    }
+}
+"#;
+
+/// The deploy step: a release that promotes into a stage with a deploy target runs what it
+/// pushed there, as its last step.
+#[test]
+fn a_release_ends_by_deploying_what_it_promoted() {
+    if !wharf_e2e::require_docker() {
+        return;
+    }
+    let Some(registry) = wharf_e2e::registry::Registry::try_start(wharf_e2e::registry::Auth::None)
+    else {
+        return;
+    };
+    let dev = format!("docker://{}/team/released", registry.host());
+    let port = free_port();
+    let ws = fixture_workspace(&format!(
+        r#"[image]
+package = "app"
+ports = ["8080/tcp"]
+[push]
+destination = "{dev}"
+promote_to = "qa"
+[ci]
+steps = ["image"]
+
+[[stages]]
+name = "qa"
+location = "{dev}"
+[stages.deploy]
+smoke = [{{ path = "/", body_contains = "released" }}]
+[stages.deploy.docker]
+listen = "127.0.0.1:{port}"
+stop_timeout_secs = 1
+health = {{ path = "/", interval_ms = 100, start_period_ms = 5000 }}
+"#
+    ));
+    let root = ws.path();
+    std::fs::write(root.join("src/main.rs"), SERVER).unwrap();
+    let stale = run(Command::new("docker").args([
+        "ps",
+        "-aq",
+        "--filter",
+        "label=dev.wharf.deploy=app/qa",
+    ]));
+    for id in String::from_utf8_lossy(&stale.stdout).split_whitespace() {
+        run(Command::new("docker").args(["rm", "-f", id]));
+    }
+    let _down = Down(root, "qa");
+    let out = xt(root, &["release", "--json"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let (finished, order) = wharf_e2e::finished_steps(&out);
+    assert_eq!(
+        order,
+        ["image", "push", "record", "promote-qa", "deploy-qa"],
+        "{}",
+        describe(&out)
+    );
+    let pushed = &finished[3]["outputs"]["digest"]["value"];
+    assert_eq!(&finished[4]["outputs"]["digest"]["value"], pushed);
+    // The docker CLI sees the container of that digest, and the stage answers through the
+    // proxy.
+    assert_eq!(
+        containers_of("app/qa"),
+        [(
+            "app-qa-blue".to_string(),
+            pushed.as_str().unwrap().to_string()
+        )]
+    );
+    let answer = wharf_e2e::http_status(port, "/");
+    assert_eq!(answer, Some(200));
+    let smoke = ok_json(xt(root, &["smoke", "qa", "--json"]));
+    assert_eq!(smoke[0]["passed"], true, "{smoke}");
 }

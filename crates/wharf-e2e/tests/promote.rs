@@ -743,15 +743,7 @@ gates = {{ provenance = {{ keys = ["release.pub"], builder = "https://github.com
         ],
     );
     let built = built_digest(&out);
-    let finished: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["event"] == "finished")
-        .collect();
-    let order: Vec<&str> = finished
-        .iter()
-        .map(|e| e["step"].as_str().unwrap())
-        .collect();
+    let (finished, order) = wharf_e2e::finished_steps(&out);
     assert_eq!(
         order,
         ["image", "push", "sign", "record", "promote-dev"],

@@ -57,6 +57,32 @@ pub struct Config {
     /// `[[webhooks]]`: who hears about promotions, rollbacks and failed gates.
     #[serde(default)]
     pub webhooks: Vec<wharf_promote::Webhook>,
+    /// `[kubernetes]`: the manifests `cargo xtask render-k8s` writes for the stages with
+    /// `[stages.deploy.kubernetes]`.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesConfig>,
+}
+
+/// `[kubernetes]`: what the service is in every stage's manifests. Every key is optional.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// Where the kustomize base and overlays go, relative to the workspace root; default
+    /// `deploy/k8s`.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// The objects' name; default `[image] package`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The container port; default the first of `[image] ports`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The liveness and readiness probes' path; default `/health`.
+    #[serde(default)]
+    pub health_path: Option<String>,
+    /// `NAME=VALUE` set in every stage's container.
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 /// `[scan]`: the advisory database, the image checks and the policy gate.

@@ -139,6 +139,10 @@ pub struct SmokeCheck {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesDeploy {
+    /// The repository the cluster pulls from, e.g. `ghcr.io/org/app-production`; default the
+    /// stage's location (which must then be `docker://`).
+    #[serde(default)]
+    pub image: Option<String>,
     #[serde(default = "one")]
     pub replicas: u32,
     /// `{ cpu = "100m", memory = "64Mi" }`, as Kubernetes quantities.

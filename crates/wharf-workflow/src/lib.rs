@@ -121,16 +121,29 @@ pub struct Stage {
     pub approvals: bool,
     /// The GitHub environment the job runs in, if any (see [`Promotion::new`]).
     pub environment: Option<String>,
+    /// Whether the stage has a deploy target: the job then runs `cargo xtask deploy STAGE`
+    /// after a promotion or a rollback changed the stage's digest.
+    pub deploy: bool,
 }
 
 impl Stage {
-    /// A stage in no environment ([`Promotion::new`] picks the environments).
+    /// A stage in no environment ([`Promotion::new`] picks the environments), with no
+    /// deploy.
     pub fn new(name: &str, from: Option<&str>, approvals: bool) -> Self {
         Stage {
             name: name.to_owned(),
             from: from.map(str::to_owned),
             approvals,
             environment: None,
+            deploy: false,
+        }
+    }
+
+    /// The same stage, deployed after each change (see [`Stage::deploy`]).
+    pub fn deployed(self) -> Self {
+        Stage {
+            deploy: true,
+            ..self
         }
     }
 }

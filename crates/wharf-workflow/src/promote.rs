@@ -106,15 +106,18 @@ fn job(spec: &WorkflowSpec, promotion: &Promotion, stage: &Stage, released: bool
         Some(from) => format!("{} (from {from})", stage.name),
         None => stage.name.clone(),
     };
-    let steps = vec![
+    let mut steps = vec![
         render::checkout(
             "Full history: the approvals gate looks up the author of the image's revision commit.",
         ),
         fetch_ledger(promotion),
         render::toolchains(spec, Install::Default),
         work(promotion, stage),
-        status(),
     ];
+    if stage.deploy {
+        steps.push(deploy(stage));
+    }
+    steps.push(status());
     let mut job = Map::new()
         .with("name", name)
         .with("if", condition)
@@ -177,6 +180,21 @@ fn work(promotion: &Promotion, stage: &Stage) -> Node {
             ),
         )
         .into()
+}
+
+/// Runs the stage's new digest once a promotion or rollback changed it (an approval does
+/// not): health and smoke checked, recorded in the ledger, the old version kept on failure.
+fn deploy(stage: &Stage) -> Node {
+    Node::Commented(
+        "The stage's digest changed: run it on the stage's [stages.deploy] target.".into(),
+        Box::new(
+            Map::new()
+                .with("name", format!("cargo xtask deploy {}", stage.name))
+                .with("if", "(inputs.command || 'promote') != 'approve'")
+                .with("run", format!("cargo xtask deploy {}", stage.name))
+                .into(),
+        ),
+    )
 }
 
 /// Where every stage stands now, in the job's summary; also after a failed gate.

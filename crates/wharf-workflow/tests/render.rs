@@ -60,18 +60,23 @@ fn every_job_does_its_work_in_one_xtask_line() {
     );
     assert_eq!(xtask_lines(release), ["run: cargo xtask release"]);
     let promote = file(&files, PROMOTE_PATH);
-    let per_stage = |stage: &str| {
-        [
-            format!(r#"run: cargo xtask "$COMMAND" {stage} ${{DIGEST:+--digest "$DIGEST"}}"#),
-            "cargo xtask status".to_owned(),
-        ]
+    let per_stage = |stage: &str, deployed: bool| {
+        let mut lines = vec![format!(
+            r#"run: cargo xtask "$COMMAND" {stage} ${{DIGEST:+--digest "$DIGEST"}}"#
+        )];
+        if deployed {
+            lines.push(format!("run: cargo xtask deploy {stage}"));
+        }
+        lines.push("cargo xtask status".to_owned());
+        lines
     };
+    // Production has a deploy target: its job runs it after the promotion.
     assert_eq!(
         xtask_lines(promote),
         [
-            per_stage("dev"),
-            per_stage("staging"),
-            per_stage("production")
+            per_stage("dev", false),
+            per_stage("staging", false),
+            per_stage("production", true)
         ]
         .concat()
     );
@@ -290,8 +295,9 @@ fn no_shell_script_holds_an_expression() {
             );
         }
     }
-    // ci (1 + plan + matrix + 3 toolchains), release (2 + the ledger fetch), promote (3 x 4).
-    assert_eq!(scripts, 21);
+    // ci (1 + plan + matrix + 3 toolchains), release (2 + the ledger fetch), promote (3 x 4
+    // and production's deploy).
+    assert_eq!(scripts, 22);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result, anyhow};
 use jiff::Timestamp;
 use serde_json::json;
-use wharf_deploy::{DockerTarget, Outcome, Report, Target};
+use wharf_deploy::{DockerTarget, Outcome, Report, SmokeResult, Target};
 use wharf_oci::Digest;
 use wharf_promote::{DeployEvidence, DeployOutcome, Stage};
 
@@ -86,9 +86,8 @@ pub fn deploy(args: DeployArgs, session: &Session) -> Result<()> {
     })?;
     let cx = Ctx::new(session)?;
     let stage = cx.stage(stage_name)?.clone();
-    let target = docker_target(&cx, &stage)?;
     if args.down {
-        let removed = target.down()?;
+        let removed = docker_target(&cx, &stage)?.down()?;
         return stdout(&format!(
             "{}: proxy stopped, removed {}\n",
             stage.name,
@@ -99,44 +98,150 @@ pub fn deploy(args: DeployArgs, session: &Session) -> Result<()> {
             }
         ));
     }
+    let choice = match (&args.digest, args.rollback) {
+        (Some(digest), _) => Choice::Digest(parse_digest(digest)?),
+        (None, true) => Choice::Rollback,
+        (None, false) => Choice::Current,
+    };
+    let mut progress = |line: &str| eprintln!("  {}: {line}", stage.name);
+    match deploy_stage(session, &stage.name, choice, args.dry_run, &mut progress)? {
+        Deployed::Planned { text, json } => {
+            if args.json {
+                stdout(&format!("{}\n", serde_json::to_string_pretty(&json)?))
+            } else {
+                stdout(&text)
+            }
+        }
+        Deployed::Done { report, entry } => {
+            print_report(&report, entry.as_ref(), args.json)?;
+            failure(&report).map_or(Ok(()), Err)
+        }
+    }
+}
+
+/// Which digest a deploy runs.
+pub(crate) enum Choice {
+    /// The one the ledger has in the stage.
+    Current,
+    Digest(Digest),
+    /// The last one that deployed healthy before the one serving now.
+    Rollback,
+}
+
+/// What [`deploy_stage`] did.
+pub(crate) enum Deployed {
+    /// A dry run: the plan, for people and as JSON.
+    Planned {
+        text: String,
+        json: serde_json::Value,
+    },
+    /// The deploy ran (it may have failed: see [`Report::succeeded`]) and its ledger entry,
+    /// if it was one to record.
+    Done {
+        report: Box<Report>,
+        entry: Option<wharf_ledger::Entry>,
+    },
+}
+
+/// The error a failed deploy ends the command (or the step) with: the report's evidence
+/// and the new instance's last log lines.
+pub fn failure(report: &Report) -> Option<anyhow::Error> {
+    (!report.succeeded()).then(|| {
+        anyhow!(
+            "the deploy of {} to {} failed: {}{}",
+            report.digest,
+            report.stage,
+            report.detail(),
+            match report.logs.trim() {
+                "" => String::new(),
+                logs => format!("; its last log lines: {}", logs.replace('\n', " | ")),
+            }
+        )
+    })
+}
+
+/// Deploys `choice` to `stage` on its target (Docker first, else Kubernetes): what `cargo
+/// xtask deploy` and the deploy step share.
+pub(crate) fn deploy_stage(
+    session: &Session,
+    stage: &str,
+    choice: Choice,
+    dry_run: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Deployed> {
+    let cx = &Ctx::new(session)?;
+    let stage = &cx.stage(stage)?.clone();
     let entries = cx.entries()?;
-    let digest = if args.rollback {
-        let serving = target.status()?.serving;
-        let healthy = wharf_promote::healthy_deploys(&entries, &stage.name);
-        healthy
-            .into_iter()
-            .find(|d| Some(d) != serving.as_ref())
-            .ok_or_else(|| {
-                UsageError(anyhow!(
-                    "no earlier healthy deploy of {} to go back to (the ledger's deploy entries: \
-                     `cargo xtask history {}`)",
-                    stage.name,
-                    stage.name
-                ))
-            })?
-    } else if let Some(digest) = &args.digest {
-        parse_digest(digest)?
+    let deploy = stage.deploy.as_ref();
+    if deploy.is_some_and(|d| d.docker.is_some()) {
+        let target = docker_target(cx, stage)?;
+        execute(
+            cx, stage, &target, "docker", choice, dry_run, &entries, progress,
+        )
+    } else if deploy.is_some_and(|d| d.kubernetes.is_some()) {
+        let target = super::k8s::target(cx, stage, &entries)?;
+        execute(
+            cx,
+            stage,
+            &target,
+            "kubernetes",
+            choice,
+            dry_run,
+            &entries,
+            progress,
+        )
     } else {
-        wharf_promote::states(&entries)
-            .get(&stage.name)
-            .and_then(|s| s.current())
-            .map(|p| p.digest.clone())
-            .ok_or_else(|| {
-                UsageError(anyhow!(
-                    "nothing was promoted into {} yet: `cargo xtask promote {}` first (or pass \
-                     --digest)",
-                    stage.name,
-                    stage.name
-                ))
-            })?
+        Err(no_deploy(cx, stage))
+    }
+}
+
+fn no_deploy(cx: &Ctx<'_>, stage: &Stage) -> anyhow::Error {
+    crate::usage(format!(
+        "stage {} has no deploy target in {}: add [stages.deploy.docker] (blue-green on a \
+         Docker engine), e.g.\n[stages.deploy.docker]\nlisten = \"0.0.0.0:8080\"\n\
+         listen_env = \"LISTEN_ADDR\"\nor [stages.deploy.kubernetes] (manifests for GitOps)",
+        stage.name,
+        cx.session.config_path.display()
+    ))
+}
+
+/// Picks the digest, plans, applies and records: the same for every target.
+#[allow(clippy::too_many_arguments)]
+fn execute<T: Target>(
+    cx: &Ctx<'_>,
+    stage: &Stage,
+    target: &T,
+    kind: &str,
+    choice: Choice,
+    dry_run: bool,
+    entries: &[wharf_ledger::Entry],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Deployed> {
+    let rollback = matches!(choice, Choice::Rollback);
+    let digest = match choice {
+        Choice::Digest(digest) => digest,
+        Choice::Current => current(entries, stage)?,
+        Choice::Rollback => {
+            let serving = target.status()?.serving;
+            wharf_promote::healthy_deploys(entries, &stage.name)
+                .into_iter()
+                .find(|d| Some(d) != serving.as_ref())
+                .ok_or_else(|| {
+                    UsageError(anyhow!(
+                        "no earlier healthy deploy of {} to go back to (the ledger's deploy \
+                         entries: `cargo xtask history {}`)",
+                        stage.name,
+                        stage.name
+                    ))
+                })?
+        }
     };
     let plan = target.plan(&digest)?;
-    if args.dry_run {
-        return if args.json {
-            stdout(&format!("{}\n", serde_json::to_string_pretty(&plan)?))
-        } else {
-            stdout(&plan.to_string())
-        };
+    if dry_run {
+        return Ok(Deployed::Planned {
+            text: plan.to_string(),
+            json: serde_json::to_value(&plan)?,
+        });
     }
     let place = cx.place(&stage.location)?;
     let image = || {
@@ -144,55 +249,56 @@ pub fn deploy(args: DeployArgs, session: &Session) -> Result<()> {
             .image(&cx.client, &digest)
             .map_err(|e| format!("{e:#}"))
     };
-    let mut progress = |line: &str| eprintln!("  {}: {line}", stage.name);
-    let who = identity::who(&session.root)?;
-    let applied = target.apply(&plan, &image, &mut progress);
-    let report = match applied {
+    let who = identity::who(&cx.session.root)?;
+    let evidence = |outcome, detail, previous| DeployEvidence {
+        outcome,
+        detail,
+        target: Some(kind.to_string()),
+        previous,
+        rollback,
+    };
+    let report = match target.apply(&plan, &image, progress) {
         Ok(report) => report,
         Err(e) => {
             // The deploy did not finish: recorded as failed, so the DORA figures count it.
-            let evidence = DeployEvidence {
-                outcome: DeployOutcome::Failed,
-                detail: format!("{e}"),
-                target: Some("docker".into()),
-                previous: plan.previous.clone(),
-                rollback: args.rollback,
-            };
-            let _ = record(&cx, &stage.name, &digest, &who, &evidence);
+            let failed = evidence(DeployOutcome::Failed, e.to_string(), None);
+            let _ = record(cx, &stage.name, &digest, &who, &failed);
             return Err(anyhow!(e).context(format!("deploying {digest} to {}", stage.name)));
         }
     };
+    // Nothing ran (already serving), or a GitOps tool runs it: no deploy to record.
     let entry = match report.outcome {
-        Outcome::Unchanged => None,
+        Outcome::Unchanged | Outcome::Rendered => None,
         _ => {
-            let evidence = DeployEvidence {
-                outcome: if report.succeeded() {
-                    DeployOutcome::Succeeded
-                } else {
-                    DeployOutcome::Failed
-                },
-                detail: report.detail(),
-                target: Some("docker".into()),
-                previous: report.previous.clone(),
-                rollback: args.rollback,
+            let outcome = match report.succeeded() {
+                true => DeployOutcome::Succeeded,
+                false => DeployOutcome::Failed,
             };
-            Some(record(&cx, &stage.name, &digest, &who, &evidence)?)
+            let recorded = evidence(outcome, report.detail(), report.previous.clone());
+            Some(record(cx, &stage.name, &digest, &who, &recorded)?)
         }
     };
-    print_report(&report, entry.as_ref(), args.json)?;
-    if report.succeeded() {
-        Ok(())
-    } else {
-        Err(anyhow!(
-            "the deploy of {digest} to {} failed: {}{}",
-            stage.name,
-            report.detail(),
-            match report.logs.trim() {
-                "" => String::new(),
-                logs => format!("; its last log lines: {}", logs.replace('\n', " | ")),
-            }
-        ))
-    }
+    Ok(Deployed::Done {
+        report: Box::new(report),
+        entry,
+    })
+}
+
+/// The digest the ledger has in `stage`.
+fn current(entries: &[wharf_ledger::Entry], stage: &Stage) -> Result<Digest> {
+    wharf_promote::states(entries)
+        .get(&stage.name)
+        .and_then(|s| s.current())
+        .map(|p| p.digest.clone())
+        .ok_or_else(|| {
+            UsageError(anyhow!(
+                "nothing was promoted into {} yet: `cargo xtask promote {}` first (or pass \
+                 --digest)",
+                stage.name,
+                stage.name
+            ))
+            .into()
+        })
 }
 
 fn record(
@@ -312,16 +418,17 @@ fn status(only: Option<&str>, json: bool, session: &Session) -> Result<()> {
     let states = wharf_promote::states(&entries);
     let mut all = Vec::new();
     for stage in cx.stages() {
-        if only.is_some_and(|o| o != stage.name)
-            || stage
-                .deploy
-                .as_ref()
-                .and_then(|d| d.docker.as_ref())
-                .is_none()
-        {
+        let deploy = stage.deploy.as_ref();
+        if only.is_some_and(|o| o != stage.name) {
             continue;
         }
-        let status = docker_target(&cx, stage)?.status()?;
+        let status = if deploy.is_some_and(|d| d.docker.is_some()) {
+            docker_target(&cx, stage)?.status()?
+        } else if deploy.is_some_and(|d| d.kubernetes.is_some()) {
+            super::k8s::target(&cx, stage, &entries)?.status()?
+        } else {
+            continue;
+        };
         let promoted = states
             .get(&stage.name)
             .and_then(|s| s.current())
@@ -330,7 +437,7 @@ fn status(only: Option<&str>, json: bool, session: &Session) -> Result<()> {
     }
     if all.is_empty() {
         return Err(crate::usage(
-            "no stage has [stages.deploy.docker]: nothing is deployed by wharf",
+            "no stage has [stages.deploy]: nothing is deployed by wharf",
         ));
     }
     if json {
@@ -346,15 +453,15 @@ fn status(only: Option<&str>, json: bool, session: &Session) -> Result<()> {
             .serving
             .as_ref()
             .map_or_else(|| "nothing".to_string(), Digest::to_string);
+        let entry = match (status.target.as_str(), status.entry_up) {
+            ("docker", true) => "proxy up",
+            ("docker", false) => "proxy DOWN (`cargo xtask deploy STAGE` starts it)",
+            (_, true) => "kubeconfig present: deploy applies it",
+            (_, false) => "no kubeconfig: a GitOps tool applies it",
+        };
         text.push_str(&format!(
-            "{:<12} {} serves {serving}; proxy {}\n",
-            status.stage,
-            status.address,
-            if status.entry_up {
-                "up"
-            } else {
-                "DOWN (`cargo xtask deploy STAGE` starts it)"
-            }
+            "{:<12} {} ({}) serves {serving}; {entry}\n",
+            status.stage, status.address, status.target
         ));
         if promoted.is_some() && promoted != &status.serving {
             text.push_str(&format!(
@@ -380,37 +487,21 @@ fn status(only: Option<&str>, json: bool, session: &Session) -> Result<()> {
 }
 
 pub fn smoke(args: SmokeArgs, session: &Session) -> Result<()> {
-    let cx = Ctx::new(session)?;
-    let stage = cx.stage(&args.stage)?;
-    let deploy = stage
-        .deploy
-        .as_ref()
-        .filter(|d| !d.smoke.is_empty())
-        .ok_or_else(|| {
-            crate::usage(format!(
-                "stage {} has no [[stages.deploy.smoke]] checks: add one, e.g.\n\
-             [[stages.deploy.smoke]]\npath = \"/health\"\nstatus = 200\nbody_contains = \"ok\"",
-                stage.name
-            ))
-        })?;
-    let base = match (&args.url, &deploy.url, &deploy.docker) {
-        (Some(url), _, _) | (None, Some(url), _) => url.clone(),
-        (None, None, Some(_)) => docker_target(&cx, stage)?.url(),
-        (None, None, None) => {
-            return Err(crate::usage(format!(
-                "stage {}: where does it answer? set deploy.url or pass --url",
-                stage.name
-            )));
-        }
-    };
-    let results = wharf_deploy::http::smoke(&base, &deploy.smoke);
-    let failed = results.iter().filter(|r| !r.passed).count();
+    let results = smoke_stage(session, &args.stage, args.url.as_deref())?;
     if args.json {
         stdout(&format!("{}\n", serde_json::to_string_pretty(&results)?))?;
     } else {
-        let mut text = String::new();
-        for r in &results {
-            text.push_str(&format!(
+        stdout(&smoke_lines(&results))?;
+    }
+    smoke_failure(&args.stage, &results).map_or(Ok(()), Err)
+}
+
+/// One line per check: passed or FAILED, the URL, the latency and what failed.
+pub(crate) fn smoke_lines(results: &[SmokeResult]) -> String {
+    results
+        .iter()
+        .map(|r| {
+            format!(
                 "{} {} ({} ms){}\n",
                 if r.passed { "passed" } else { "FAILED" },
                 r.url,
@@ -420,16 +511,56 @@ pub fn smoke(args: SmokeArgs, session: &Session) -> Result<()> {
                 } else {
                     format!(": {}", r.problem)
                 }
-            ));
-        }
-        stdout(&text)?;
-    }
-    if failed > 0 {
-        return Err(anyhow!(
-            "{failed} of {} smoke check(s) of {} failed",
+            )
+        })
+        .collect()
+}
+
+pub(crate) fn smoke_failure(stage: &str, results: &[SmokeResult]) -> Option<anyhow::Error> {
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| format!("{}: {}", r.url, r.problem))
+        .collect();
+    (!failed.is_empty()).then(|| {
+        anyhow!(
+            "{} of {} smoke check(s) of {stage} failed: {}",
+            failed.len(),
             results.len(),
-            stage.name
-        ));
-    }
-    Ok(())
+            failed.join("; ")
+        )
+    })
+}
+
+/// Runs `stage`'s smoke checks against `url`, else its deploy.url, else its Docker proxy.
+pub(crate) fn smoke_stage(
+    session: &Session,
+    stage: &str,
+    url: Option<&str>,
+) -> Result<Vec<SmokeResult>> {
+    let cx = Ctx::new(session)?;
+    let stage = cx.stage(stage)?;
+    let deploy = stage
+        .deploy
+        .as_ref()
+        .filter(|d| !d.smoke.is_empty())
+        .ok_or_else(|| {
+            crate::usage(format!(
+                "stage {} has no [[stages.deploy.smoke]] checks: add one, e.g.\n\
+                 [[stages.deploy.smoke]]\npath = \"/health\"\nstatus = 200\nbody_contains = \"ok\"",
+                stage.name
+            ))
+        })?;
+    let base = match (url, &deploy.url, &deploy.docker) {
+        (Some(url), _, _) => url.to_string(),
+        (None, Some(url), _) => url.clone(),
+        (None, None, Some(docker)) => wharf_deploy::docker::url_of(&docker.listen),
+        (None, None, None) => {
+            return Err(crate::usage(format!(
+                "stage {}: where does it answer? set deploy.url or pass --url",
+                stage.name
+            )));
+        }
+    };
+    Ok(wharf_deploy::http::smoke(&base, &deploy.smoke))
 }

@@ -11,6 +11,7 @@
 pub mod deploy;
 mod evidence;
 mod identity;
+pub mod k8s;
 mod ledger;
 mod notify;
 mod place;

@@ -53,7 +53,7 @@ pub fn three_stages() -> Promotion {
     let mut promotion = Promotion::new(vec![
         Stage::new("dev", None, false),
         Stage::new("staging", Some("dev"), false),
-        Stage::new("production", Some("staging"), true),
+        Stage::new("production", Some("staging"), true).deployed(),
     ]);
     promotion.registry = Some(registry_secrets());
     promotion
