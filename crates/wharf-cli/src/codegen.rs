@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use wharf_pipeline::config::Config;
 use wharf_workflow::{
-    Matrix, Pipeline, Promotion, RegistrySecrets, Report, Stage, Trigger, WorkflowSpec,
+    Deploy, Matrix, Pipeline, Promotion, RegistrySecrets, Report, Stage, Trigger, WorkflowSpec,
 };
 
 use crate::{PipelineDef, Session, UsageError};
@@ -151,9 +151,11 @@ fn promotion(config: &Config) -> Option<Promotion> {
         .iter()
         .map(|s| {
             let stage = Stage::new(&s.name, s.from.as_deref(), s.gates.approvals.is_some());
-            match s.deploy.is_some() {
-                true => stage.deployed(),
-                false => stage,
+            // A Docker target runs where the job runs; manifests alone go to git.
+            match s.deploy.as_ref() {
+                Some(d) if d.docker.is_some() => stage.deployed(Deploy::Run),
+                Some(d) if d.kubernetes.is_some() => stage.deployed(Deploy::Commit),
+                _ => stage,
             }
         })
         .collect();

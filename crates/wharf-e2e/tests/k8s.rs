@@ -219,9 +219,25 @@ fn render_k8s_pins_each_stage_to_its_digest_and_validates() {
         "{}",
         describe(&plan)
     );
-    let deployed = ok_json(xt(root, &["deploy", "dev", "--json"]));
+    let deployed = ok_json(xt(root, &["deploy", "dev", "--commit", "--json"]));
     assert_eq!(deployed["report"]["outcome"], "rendered", "{deployed}");
     assert_eq!(deployed["entry"], Value::Null);
+    // --commit (what promote.yml runs for GitOps): the manifests, and only they, committed.
+    let git = |args: &[&str]| {
+        let out = run(Command::new("git").arg("-C").arg(root).args(args));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        git(&["log", "-1", "--format=%s"]),
+        format!("deploy: dev runs {third}")
+    );
+    assert_eq!(git(&["status", "--porcelain", "--", "deploy/k8s"]), "");
+    let committed = git(&["show", "--name-only", "--format=", "HEAD"]);
+    assert!(
+        committed.lines().all(|l| l.starts_with("deploy/k8s/"))
+            && committed.contains("overlays/dev/"),
+        "{committed}"
+    );
     let (_, objects) = kustomize(&dir.join("overlays/dev"));
     assert_eq!(
         object(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -229,4 +245,45 @@ fn render_k8s_pins_each_stage_to_its_digest_and_validates() {
     );
     let check = xt(root, &["render-k8s", "--check"]);
     assert!(check.status.success(), "{}", describe(&check));
+}
+
+/// This repository's own manifests (deploy/k8s, from pipelines/wharf.toml): what
+/// render-k8s writes, and valid. Nothing is promoted from a clone, so each overlay names its
+/// stage's tag until promote.yml commits a digest.
+#[test]
+fn this_repositorys_manifests_are_current_and_valid() {
+    let root = wharf_e2e::workspace_root();
+    let check = xtask_in(&root, &["render-k8s", "--check"], &[]);
+    assert!(check.status.success(), "{}", describe(&check));
+    if !wharf_e2e::require("kubectl", &["version", "--client"], "/usr/bin/kubectl")
+        || !wharf_e2e::require(
+            "kubernetes-validate",
+            &["--version"],
+            "python3 -m pip install kubernetes-validate",
+        )
+    {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    for stage in ["dev", "staging", "production"] {
+        let (yaml, objects) = kustomize(&root.join("deploy/k8s/overlays").join(stage));
+        let file = scratch.path().join(format!("{stage}.yaml"));
+        std::fs::write(&file, yaml).unwrap();
+        let validated = run(Command::new("kubernetes-validate")
+            .args(["--strict", "--quiet"])
+            .arg(&file));
+        assert!(
+            validated.status.success(),
+            "{stage}: {}",
+            describe(&validated)
+        );
+        let deployment = object(&objects, "Deployment");
+        assert!(
+            deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap()
+                .starts_with("ghcr.io/wharf-rs/hello-service"),
+            "{deployment}"
+        );
+    }
 }

@@ -121,9 +121,18 @@ pub struct Stage {
     pub approvals: bool,
     /// The GitHub environment the job runs in, if any (see [`Promotion::new`]).
     pub environment: Option<String>,
-    /// Whether the stage has a deploy target: the job then runs `cargo xtask deploy STAGE`
-    /// after a promotion or a rollback changed the stage's digest.
-    pub deploy: bool,
+    /// The stage's deploy, run after a promotion or a rollback changed its digest.
+    pub deploy: Option<Deploy>,
+}
+
+/// How a stage's job deploys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deploy {
+    /// `cargo xtask deploy STAGE` (e.g. on a Docker engine the runner reaches).
+    Run,
+    /// `cargo xtask deploy STAGE --commit`, then a push of the commit: the rendered
+    /// Kubernetes manifests go to git for a GitOps tool to apply.
+    Commit,
 }
 
 impl Stage {
@@ -135,14 +144,14 @@ impl Stage {
             from: from.map(str::to_owned),
             approvals,
             environment: None,
-            deploy: false,
+            deploy: None,
         }
     }
 
     /// The same stage, deployed after each change (see [`Stage::deploy`]).
-    pub fn deployed(self) -> Self {
+    pub fn deployed(self, how: Deploy) -> Self {
         Stage {
-            deploy: true,
+            deploy: Some(how),
             ..self
         }
     }

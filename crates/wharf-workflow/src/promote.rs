@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::render::{self, ID, Install, RELEASE_WORKFLOW, RUNNER, WORD};
 use crate::yaml::{Map, Node};
-use crate::{Promotion, SpecError, Stage, Trigger, WorkflowSpec};
+use crate::{Deploy, Promotion, SpecError, Stage, Trigger, WorkflowSpec};
 
 /// The commands a dispatch may run; the first is the default and what a release triggers.
 const COMMANDS: [&str; 3] = ["promote", "approve", "rollback"];
@@ -114,8 +114,8 @@ fn job(spec: &WorkflowSpec, promotion: &Promotion, stage: &Stage, released: bool
         render::toolchains(spec, Install::Default),
         work(promotion, stage),
     ];
-    if stage.deploy {
-        steps.push(deploy(stage));
+    if let Some(how) = stage.deploy {
+        steps.push(deploy(promotion, stage, how));
     }
     steps.push(status());
     let mut job = Map::new()
@@ -183,18 +183,32 @@ fn work(promotion: &Promotion, stage: &Stage) -> Node {
 }
 
 /// Runs the stage's new digest once a promotion or rollback changed it (an approval does
-/// not): health and smoke checked, recorded in the ledger, the old version kept on failure.
-fn deploy(stage: &Stage) -> Node {
-    Node::Commented(
-        "The stage's digest changed: run it on the stage's [stages.deploy] target.".into(),
-        Box::new(
-            Map::new()
-                .with("name", format!("cargo xtask deploy {}", stage.name))
-                .with("if", "(inputs.command || 'promote') != 'approve'")
-                .with("run", format!("cargo xtask deploy {}", stage.name))
-                .into(),
+/// not): on a runtime, health and smoke checked and recorded in the ledger; or as
+/// manifests committed and pushed for a GitOps tool.
+fn deploy(promotion: &Promotion, stage: &Stage, how: Deploy) -> Node {
+    let (comment, run) = match how {
+        Deploy::Run => (
+            "The stage's digest changed: run it on the stage's [stages.deploy] target.",
+            Node::from(format!("cargo xtask deploy {}", stage.name)),
         ),
-    )
+        Deploy::Commit => (
+            "The stage's digest changed: commit its Kubernetes overlay, for the GitOps tool to apply.",
+            Node::Block(format!(
+                "cargo xtask deploy {} --commit\ngit push origin \"HEAD:refs/heads/$GITHUB_REF_NAME\"\n",
+                stage.name
+            )),
+        ),
+    };
+    let mut step = Map::new()
+        .with("name", format!("cargo xtask deploy {}", stage.name))
+        .with("if", "(inputs.command || 'promote') != 'approve'");
+    // The Docker target pulls the image from the stage's registry.
+    if let Some(registry) = &promotion.registry {
+        let mut env = BTreeMap::new();
+        render::registry_env(registry, &mut env);
+        step = step.with("env", render::env_map(&env));
+    }
+    Node::Commented(comment.into(), Box::new(step.with("run", run).into()))
 }
 
 /// Where every stage stands now, in the job's summary; also after a failed gate.

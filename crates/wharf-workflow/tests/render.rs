@@ -60,23 +60,21 @@ fn every_job_does_its_work_in_one_xtask_line() {
     );
     assert_eq!(xtask_lines(release), ["run: cargo xtask release"]);
     let promote = file(&files, PROMOTE_PATH);
-    let per_stage = |stage: &str, deployed: bool| {
+    let per_stage = |stage: &str, deploy: Option<&str>| {
         let mut lines = vec![format!(
             r#"run: cargo xtask "$COMMAND" {stage} ${{DIGEST:+--digest "$DIGEST"}}"#
         )];
-        if deployed {
-            lines.push(format!("run: cargo xtask deploy {stage}"));
-        }
+        lines.extend(deploy.map(str::to_owned));
         lines.push("cargo xtask status".to_owned());
         lines
     };
-    // Production has a deploy target: its job runs it after the promotion.
+    // Staging runs on a target after each promotion; production's manifests are committed.
     assert_eq!(
         xtask_lines(promote),
         [
-            per_stage("dev", false),
-            per_stage("staging", false),
-            per_stage("production", true)
+            per_stage("dev", None),
+            per_stage("staging", Some("run: cargo xtask deploy staging")),
+            per_stage("production", Some("cargo xtask deploy production --commit"))
         ]
         .concat()
     );
@@ -296,8 +294,8 @@ fn no_shell_script_holds_an_expression() {
         }
     }
     // ci (1 + plan + matrix + 3 toolchains), release (2 + the ledger fetch), promote (3 x 4
-    // and production's deploy).
-    assert_eq!(scripts, 22);
+    // and two deploys).
+    assert_eq!(scripts, 23);
 }
 
 #[test]

@@ -32,6 +32,10 @@ pub struct DeployArgs {
     /// Stop the stage: its proxy and every container (nothing is recorded).
     #[arg(long, conflicts_with = "dry_run")]
     down: bool,
+    /// Commit the Kubernetes manifests the deploy writes (only those files), for a GitOps
+    /// tool to apply from git.
+    #[arg(long, conflicts_with_all = ["down", "dry_run"])]
+    commit: bool,
     /// Print the plan and change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -103,6 +107,12 @@ pub fn deploy(args: DeployArgs, session: &Session) -> Result<()> {
         (None, true) => Choice::Rollback,
         (None, false) => Choice::Current,
     };
+    if args.commit && stage.deploy.as_ref().is_none_or(|d| d.kubernetes.is_none()) {
+        return Err(crate::usage(format!(
+            "--commit commits Kubernetes manifests, and stage {} has no [stages.deploy.kubernetes]",
+            stage.name
+        )));
+    }
     let mut progress = |line: &str| eprintln!("  {}: {line}", stage.name);
     match deploy_stage(session, &stage.name, choice, args.dry_run, &mut progress)? {
         Deployed::Planned { text, json } => {
@@ -114,7 +124,19 @@ pub fn deploy(args: DeployArgs, session: &Session) -> Result<()> {
         }
         Deployed::Done { report, entry } => {
             print_report(&report, entry.as_ref(), args.json)?;
-            failure(&report).map_or(Ok(()), Err)
+            if let Some(e) = failure(&report) {
+                return Err(e);
+            }
+            if args.commit {
+                let dir = super::k8s::dir(&cx);
+                let message = format!("deploy: {} runs {}", stage.name, report.digest);
+                let who = identity::who(&session.root)?;
+                match super::k8s::commit(&session.root, &dir, &message, &who)? {
+                    Some(commit) => eprintln!("committed {} ({commit})", dir.display()),
+                    None => eprintln!("{} unchanged: nothing to commit", dir.display()),
+                }
+            }
+            Ok(())
         }
     }
 }

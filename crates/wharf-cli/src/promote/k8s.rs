@@ -180,9 +180,69 @@ fn manifests(
              limits = {{ cpu = \"500m\", memory = \"128Mi\" }}"
         )));
     }
-    let dir = cx
-        .session
+    Ok((dir(cx), app, stages))
+}
+
+/// Where the manifests go: `[kubernetes] dir`, default `deploy/k8s` under the root.
+pub(super) fn dir(cx: &Ctx<'_>) -> PathBuf {
+    let configured = cx.config.kubernetes.as_ref().and_then(|k| k.dir.clone());
+    cx.session
         .root
-        .join(k8s.dir.unwrap_or_else(|| PathBuf::from("deploy/k8s")));
-    Ok((dir, app, stages))
+        .join(configured.unwrap_or_else(|| PathBuf::from("deploy/k8s")))
+}
+
+/// Commits what changed under `dir` (only that: other staged changes stay staged), as
+/// `who` when git has no identity configured. Returns the new commit, if there is one.
+pub(super) fn commit(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    message: &str,
+    who: &str,
+) -> Result<Option<String>> {
+    let git = |args: &[&str]| -> Result<std::process::Output> {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| anyhow!("running git: {e}"))
+    };
+    let path = dir.to_string_lossy().to_string();
+    let added = git(&["add", "--", &path])?;
+    if !added.status.success() {
+        return Err(anyhow!(
+            "git add {path}: {}",
+            String::from_utf8_lossy(&added.stderr).trim()
+        ));
+    }
+    if git(&["diff", "--cached", "--quiet", "--", &path])?
+        .status
+        .success()
+    {
+        return Ok(None);
+    }
+    let mut args: Vec<String> = Vec::new();
+    let configured = git(&["config", "user.email"])?;
+    if !configured.status.success() || configured.stdout.trim_ascii().is_empty() {
+        args.extend([
+            "-c".into(),
+            format!("user.name={who}"),
+            "-c".into(),
+            format!("user.email={who}@users.noreply.github.com"),
+        ]);
+    }
+    args.extend(["commit", "--quiet", "-m", message, "--", &path].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let committed = git(&args)?;
+    if !committed.status.success() {
+        return Err(anyhow!(
+            "git commit {path}: {}",
+            String::from_utf8_lossy(&committed.stderr).trim()
+        ));
+    }
+    let head = git(&["rev-parse", "HEAD"])?;
+    Ok(Some(
+        String::from_utf8_lossy(&head.stdout).trim().to_string(),
+    ))
 }

@@ -52,8 +52,8 @@ pub fn registry_secrets() -> RegistrySecrets {
 pub fn three_stages() -> Promotion {
     let mut promotion = Promotion::new(vec![
         Stage::new("dev", None, false),
-        Stage::new("staging", Some("dev"), false),
-        Stage::new("production", Some("staging"), true).deployed(),
+        Stage::new("staging", Some("dev"), false).deployed(Deploy::Run),
+        Stage::new("production", Some("staging"), true).deployed(Deploy::Commit),
     ]);
     promotion.registry = Some(registry_secrets());
     promotion
