@@ -391,6 +391,11 @@ fn signing() {
 
 /// A new page gets its test above, and its Rust blocks a doctest in `crates/wharf`.
 #[test]
+fn deploy() {
+    check_page("deploy.md");
+}
+
+#[test]
 fn every_page_is_checked() {
     let mut pages: Vec<String> = std::fs::read_dir(guide_dir())
         .unwrap()
@@ -400,6 +405,7 @@ fn every_page_is_checked() {
     let checked = [
         "README.md",
         "build.md",
+        "deploy.md",
         "github-actions.md",
         "matrix.md",
         "pipelines.md",
