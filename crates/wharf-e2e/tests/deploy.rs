@@ -398,3 +398,102 @@ health = {{ path = "/", interval_ms = 100, start_period_ms = 5000 }}
     let smoke = ok_json(xt(root, &["smoke", "qa", "--json"]));
     assert_eq!(smoke[0]["passed"], true, "{smoke}");
 }
+
+/// An image with a HEALTHCHECK is judged by the engine running it, not by HTTP probes: the
+/// stage's probe path here answers 404, so only the image's check can pass. The images are
+/// built by `docker build` on top of the example (copied into the engine by wharf) and
+/// copied back out into the stage's layout.
+#[test]
+fn an_image_healthcheck_is_the_engines_verdict() {
+    if !wharf_e2e::require_docker() {
+        return;
+    }
+    let port = free_port();
+    let ws = fixture_workspace(&format!(
+        r#"[image]
+package = "app"
+
+[[stages]]
+name = "hc"
+location = "oci:target/wharf/stages/hc"
+
+[stages.deploy.docker]
+listen = "127.0.0.1:{port}"
+stop_timeout_secs = 10
+health = {{ path = "/no-such-path", interval_ms = 100, start_period_ms = 0, retries = 1 }}
+"#
+    ));
+    let root = ws.path();
+    let _down = Down(root, "hc");
+    let images = root.join("images");
+    let mut digests = Vec::new();
+    for (tag, env) in [("ok", "HELLO_VERSION=H"), ("failing", "HEALTH_FAIL=1")] {
+        example_variant(&images, &format!("{tag}-base"), &[env]);
+        let base = format!("wharf-e2e-hc-base:{tag}");
+        let layout = format!("oci:{}:{tag}-base", images.display());
+        ok_json(xt(
+            root,
+            &["copy", &layout, &format!("docker-daemon:{base}"), "--json"],
+        ));
+        let context = root.join(format!("context-{tag}"));
+        std::fs::create_dir_all(&context).unwrap();
+        std::fs::write(
+            context.join("Dockerfile"),
+            format!(
+                "FROM {base}\nHEALTHCHECK --interval=1s --timeout=3s --retries=2 CMD [\"/app/hello-service\", \"--check\"]\n"
+            ),
+        )
+        .unwrap();
+        let built = format!("wharf-e2e-hc:{tag}");
+        run(Command::new("docker")
+            .args(["build", "--quiet", "-t", &built])
+            .arg(&context)
+            .env("DOCKER_BUILDKIT", "0"));
+        let copied = ok_json(xt(
+            root,
+            &[
+                "copy",
+                &format!("docker-daemon:{built}"),
+                &format!("oci:{}:{tag}", images.display()),
+                "--json",
+            ],
+        ));
+        let digest: Digest = copied["digest"].as_str().unwrap().parse().unwrap();
+        for name in [&base, &built] {
+            run(Command::new("docker").args(["rmi", name]));
+        }
+        digests.push(digest);
+    }
+    let promote = |digest: &Digest| {
+        record_verified(root, digest, "oci:images");
+        ok_json(xt(
+            root,
+            &["promote", "hc", "--digest", &digest.to_string(), "--json"],
+        ));
+    };
+
+    promote(&digests[0]);
+    let healthy = deploy_json(root, &["hc"]);
+    assert_eq!(healthy["outcome"], "healthy", "{healthy}");
+    assert!(
+        healthy["health"]["check"]
+            .as_str()
+            .unwrap()
+            .contains("HEALTHCHECK"),
+        "{healthy}"
+    );
+    assert_eq!(get_health(port), Ok("ok H".to_string()));
+
+    promote(&digests[1]);
+    let failed = xt(root, &["deploy", "hc"]);
+    fails_with(&failed, 1, &["HEALTHCHECK", "unhealthy", "503"]);
+    assert_eq!(
+        get_health(port),
+        Ok("ok H".to_string()),
+        "the first one still serves"
+    );
+    assert_eq!(
+        containers_of("app/hc"),
+        [("app-hc-blue".to_string(), digests[0].to_string())]
+    );
+}

@@ -8,7 +8,8 @@
 //! never links C code or TLS, never reads a file or resolves a host name, and installs its
 //! own signal handlers (the kernel gives PID 1 no default action for SIGTERM or SIGINT).
 //!
-//! Usage: `hello-service [--listen ADDR]`. ADDR is `IP:PORT`; without the flag, `LISTEN_ADDR`
+//! Usage: `hello-service [--check] [--listen ADDR]`. `--check` asks a running instance at
+//! ADDR for `/health` and exits 0 on a 200 (a HEALTHCHECK for an image with no shell). ADDR is `IP:PORT`; without the flag, `LISTEN_ADDR`
 //! is used, and `0.0.0.0:8080` without either. Once bound, the service prints one line
 //! `listening on <addr>` to stdout, which is how tests learn a port picked by the kernel.
 //!
@@ -35,8 +36,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
-const USAGE: &str =
-    "usage: hello-service [--listen IP:PORT]  (default: $LISTEN_ADDR, then 0.0.0.0:8080)";
+const USAGE: &str = "usage: hello-service [--check] [--listen IP:PORT]  (default: $LISTEN_ADDR, then 0.0.0.0:8080; --check: exit 0 when GET /health there answers 200)";
 const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 /// How long in-flight requests get after a signal. Below the 30 s that Docker and
 /// Kubernetes wait before SIGKILL, so the service exits on its own terms.
@@ -60,6 +60,17 @@ async fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let env = std::env::var("LISTEN_ADDR").ok().filter(|v| !v.is_empty());
+    // A container health check (HEALTHCHECK CMD ["/app/hello-service", "--check"]): the
+    // image has no shell and no curl, so the binary asks itself.
+    if args.first().is_some_and(|a| a == "--check") {
+        return match listen_addr(args[1..].to_vec(), env) {
+            Ok(addr) => check(addr),
+            Err(msg) => {
+                eprintln!("hello-service: {msg}\n{USAGE}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let addr = match listen_addr(args, env) {
         Ok(addr) => addr,
         Err(msg) => {
@@ -71,6 +82,40 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("hello-service: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `GET /health` on the service's own address (loopback when it listens on every address):
+/// exit 0 on a 200, 1 otherwise, within a few seconds.
+fn check(addr: SocketAddr) -> ExitCode {
+    use std::io::Read;
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let target = SocketAddr::new(ip, addr.port());
+    let timeout = Duration::from_secs(3);
+    let answer = std::net::TcpStream::connect_timeout(&target, timeout).and_then(|mut stream| {
+        stream.set_read_timeout(Some(timeout))?;
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response)
+    });
+    match answer {
+        Ok(response) if response.starts_with("HTTP/1.1 200 ") => ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!(
+                "unhealthy: {}",
+                response.lines().next().unwrap_or("no answer")
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {target}: {e}");
             ExitCode::FAILURE
         }
     }

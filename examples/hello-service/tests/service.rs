@@ -295,3 +295,28 @@ fn bad_arguments_exit_with_status_2() {
         );
     }
 }
+
+#[test]
+fn check_exits_0_for_a_healthy_instance_and_1_otherwise() {
+    let check = |addr: SocketAddr| {
+        Command::new(env!("CARGO_BIN_EXE_hello-service"))
+            .args(["--check", "--listen", &addr.to_string()])
+            .env_remove("LISTEN_ADDR")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let healthy = Service::start(&["--listen", "127.0.0.1:0"], &[]);
+    let out = check(healthy.addr);
+    assert!(out.status.success(), "{out:?}");
+    let failing = Service::start(&["--listen", "127.0.0.1:0"], &[("HEALTH_FAIL", "1")]);
+    let out = check(failing.addr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("503"),
+        "{out:?}"
+    );
+    let gone = failing.addr;
+    drop(failing);
+    assert_eq!(check(gone).status.code(), Some(1));
+}
