@@ -19,8 +19,6 @@ use wharf_e2e::{
     run, xtask_in,
 };
 
-const LABEL: &str = "dev.wharf.deploy=app/dev";
-
 fn xt(root: &Path, args: &[&str]) -> Output {
     xtask_in(root, args, &[("GITHUB_ACTOR", "deployer")])
 }
@@ -121,6 +119,14 @@ impl Drop for Down<'_> {
     }
 }
 
+/// Removes the containers an earlier run of a test left (killed before its cleanup): each
+/// test owns the label of its stage.
+fn remove_leftovers(key: &str) {
+    for (name, _) in containers_of(key) {
+        run(Command::new("docker").args(["rm", "-f", &name]));
+    }
+}
+
 /// The dev stage's containers as the docker CLI lists them: (name, digest label).
 fn containers() -> Vec<(String, String)> {
     containers_of("app/dev")
@@ -157,12 +163,7 @@ fn blue_green_deploys_fail_safe_and_roll_back_while_a_poller_sees_no_failure() {
     if !wharf_e2e::require_docker() {
         return;
     }
-    // Leftovers of an earlier run that was killed: this test owns the label.
-    let stale =
-        run(Command::new("docker").args(["ps", "-aq", "--filter", &format!("label={LABEL}")]));
-    for id in String::from_utf8_lossy(&stale.stdout).split_whitespace() {
-        run(Command::new("docker").args(["rm", "-f", id]));
-    }
+    remove_leftovers("app/dev");
     let port = free_port();
     let ws = fixture_workspace(&format!(
         r#"[image]
@@ -363,15 +364,7 @@ health = {{ path = "/", interval_ms = 100, start_period_ms = 5000 }}
     ));
     let root = ws.path();
     std::fs::write(root.join("src/main.rs"), SERVER).unwrap();
-    let stale = run(Command::new("docker").args([
-        "ps",
-        "-aq",
-        "--filter",
-        "label=dev.wharf.deploy=app/qa",
-    ]));
-    for id in String::from_utf8_lossy(&stale.stdout).split_whitespace() {
-        run(Command::new("docker").args(["rm", "-f", id]));
-    }
+    remove_leftovers("app/qa");
     let _down = Down(root, "qa");
     let out = xt(root, &["release", "--json"]);
     assert!(out.status.success(), "{}", describe(&out));
@@ -424,6 +417,7 @@ health = {{ path = "/no-such-path", interval_ms = 100, start_period_ms = 0, retr
 "#
     ));
     let root = ws.path();
+    remove_leftovers("app/hc");
     let _down = Down(root, "hc");
     let images = root.join("images");
     let mut digests = Vec::new();
