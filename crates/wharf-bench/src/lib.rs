@@ -2,6 +2,7 @@
 //! tool a user would pick instead, side by side in one run, and prints the ratio.
 
 mod bench;
+mod bench_deploy;
 mod bench_matrix;
 mod bench_pipeline;
 mod bench_promote;
@@ -61,6 +62,9 @@ pub enum Bench {
     /// Time `promote` (gates included) and `rollback` against `skopeo copy` of the same
     /// image on a local registry.
     BenchPromote(bench_promote::Args),
+    /// Time `deploy` (blue-green behind the proxy) against docker CLI scripts on the local
+    /// engine, counting the requests each one fails.
+    BenchDeploy(bench_deploy::Args),
 }
 
 impl Extension for Bench {
@@ -72,6 +76,7 @@ impl Extension for Bench {
             Bench::BenchMatrix(args) => bench_matrix::run(args, session),
             Bench::BenchPipeline(args) => bench_pipeline::run_bench(args),
             Bench::BenchPromote(args) => bench_promote::run(args),
+            Bench::BenchDeploy(args) => bench_deploy::run(args, session),
         }
     }
 }
