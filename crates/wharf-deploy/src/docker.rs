@@ -545,7 +545,12 @@ impl Target for DockerTarget {
             "switching {} to {}",
             self.config.listen, plan.container
         ));
-        self.route(address)?;
+        if let Err(e) = self.route(address) {
+            // Nothing switched (a proxy that cannot bind its address, say): the new
+            // container goes, the old one still has the traffic.
+            let _ = self.engine.remove_container(&plan.container);
+            return Err(e);
+        }
 
         if !self.smoke.is_empty() {
             progress("smoke checks");

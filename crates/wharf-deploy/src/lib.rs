@@ -139,10 +139,13 @@ impl Report {
                 self.instance, self.digest, self.address
             ),
             Outcome::Unchanged => format!("{} already serves {}", self.instance, self.digest),
-            Outcome::Failed => format!(
-                "{} did not become healthy; the previous version keeps serving",
-                self.instance
-            ),
+            Outcome::Failed => match &self.previous {
+                Some(previous) => format!(
+                    "{} did not become healthy; {previous} keeps serving",
+                    self.instance
+                ),
+                None => format!("{} did not become healthy", self.instance),
+            },
             Outcome::Rendered => format!(
                 "{} pins {} (written for GitOps to apply)",
                 self.address, self.digest
