@@ -491,3 +491,52 @@ health = {{ path = "/no-such-path", interval_ms = 100, start_period_ms = 0, retr
         [("app-hc-blue".to_string(), digests[0].to_string())]
     );
 }
+
+/// A stable address something else holds: the proxy cannot start, so the deploy fails
+/// naming the address, removes the container it started, and records the failure.
+#[test]
+fn a_stage_address_in_use_fails_the_deploy_and_leaves_nothing_running() {
+    if !wharf_e2e::require_docker() {
+        return;
+    }
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let ws = fixture_workspace(&format!(
+        r#"[image]
+package = "app"
+
+[[stages]]
+name = "busy"
+location = "oci:target/wharf/stages/busy"
+
+[stages.deploy.docker]
+listen = "127.0.0.1:{port}"
+health = {{ path = "/health", interval_ms = 100 }}
+"#
+    ));
+    let root = ws.path();
+    remove_leftovers("app/busy");
+    let _down = Down(root, "busy");
+    let digest = example_variant(&root.join("images"), "a", &["HELLO_VERSION=A"]);
+    record_verified(root, &digest, "oci:images");
+    ok_json(xt(root, &["promote", "busy", "--json"]));
+    let failed = xt(root, &["deploy", "busy"]);
+    fails_with(
+        &failed,
+        1,
+        &["starting the proxy", &format!("binding 127.0.0.1:{port}")],
+    );
+    assert!(
+        containers_of("app/busy").is_empty(),
+        "{}",
+        describe(&failed)
+    );
+    let history = ok_json(xt(root, &["history", "busy", "--json"]));
+    let last = history.as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (last["kind"].as_str(), last["evidence"]["outcome"].as_str()),
+        (Some("deploy"), Some("failed")),
+        "{history}"
+    );
+    drop(squatter);
+}
