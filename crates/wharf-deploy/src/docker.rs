@@ -465,6 +465,17 @@ impl Target for DockerTarget {
         progress: &mut dyn FnMut(&str),
     ) -> Result<Report> {
         let _lock = self.lock()?;
+        // Planned before the lock: another deploy may have finished in between, and this
+        // plan would then retire the wrong container.
+        let now = self.plan(&plan.digest)?;
+        if (&now.retire, &now.container, now.unchanged)
+            != (&plan.retire, &plan.container, plan.unchanged)
+        {
+            return Err(Error::Busy(format!(
+                "{} changed since the plan (another deploy ran): run the deploy again",
+                self.stage
+            )));
+        }
         if plan.unchanged {
             let containers = self.containers()?;
             let live = containers

@@ -7,16 +7,30 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use wharf_promote::{HealthCheck, SmokeCheck};
 
-/// The blocking client both use: no proxy from the environment (the targets are this host's
-/// loopback or the stage's own URL), rustls with ring for https.
-fn client() -> Result<reqwest::blocking::Client, String> {
+/// The blocking client both use, rustls with ring for https. `direct`: no proxy from the
+/// environment (`HTTP_PROXY` and the like), for this host's loopback, which a proxy would not
+/// reach; a stage's own URL goes through them as any client of the stage would.
+fn client(direct: bool) -> Result<reqwest::blocking::Client, String> {
     // reqwest is built without a crypto provider (no C code); a second install is a no-op.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| format!("no HTTP client: {e}"))
+    let builder = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none());
+    let builder = if direct { builder.no_proxy() } else { builder };
+    builder.build().map_err(|e| format!("no HTTP client: {e}"))
+}
+
+/// Whether `url` names this host's loopback (`127.x`, `[::1]`, `localhost`).
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// One GET: the status and body, or why there is none, and how long it took.
@@ -87,7 +101,7 @@ pub fn wait_healthy(
         probes: Vec::new(),
         reason: String::new(),
     };
-    let client = match client() {
+    let client = match client(true) {
         Ok(client) => client,
         Err(e) => {
             health.reason = e;
@@ -151,7 +165,7 @@ pub struct SmokeResult {
 /// Runs every check against `base` (e.g. `http://127.0.0.1:8080`), one GET each.
 pub fn smoke(base: &str, checks: &[SmokeCheck]) -> Vec<SmokeResult> {
     let base = base.trim_end_matches('/');
-    let client = client();
+    let client = client(is_loopback(base));
     checks
         .iter()
         .map(|check| {
@@ -269,6 +283,25 @@ mod tests {
         assert!(!health.healthy);
         assert_eq!(health.reason, "exited with code 1");
         assert_eq!(health.probes, ["connection refused", "connection refused"]);
+    }
+
+    #[test]
+    fn loopback_urls_are_told_from_others() {
+        for url in [
+            "http://127.0.0.1:8080/",
+            "http://localhost",
+            "http://[::1]:80/x",
+            "http://user@127.0.0.2:1",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "https://staging.example.com",
+            "http://10.0.0.1:80",
+            "http://[2001:db8::1]/",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
     }
 
     #[test]

@@ -540,3 +540,89 @@ health = {{ path = "/health", interval_ms = 100 }}
     );
     drop(squatter);
 }
+
+/// Two deploys of one stage at once: the lock lets one through at a time, and a deploy
+/// planned before the other finished refuses its stale plan. Whatever order they land in,
+/// the stage ends with one container, the one the proxy serves.
+#[test]
+fn concurrent_deploys_of_a_stage_leave_it_consistent() {
+    if !wharf_e2e::require_docker() {
+        return;
+    }
+    let port = free_port();
+    let ws = fixture_workspace(&format!(
+        r#"[image]
+package = "app"
+
+[[stages]]
+name = "race"
+location = "oci:images"
+
+[stages.deploy.docker]
+listen = "127.0.0.1:{port}"
+health = {{ path = "/health", interval_ms = 100 }}
+"#
+    ));
+    let root = ws.path();
+    remove_leftovers("app/race");
+    let _down = Down(root, "race");
+    let images = root.join("images");
+    let a = example_variant(&images, "a", &["HELLO_VERSION=A"]);
+    let b = example_variant(&images, "b", &["HELLO_VERSION=B"]);
+    let c = example_variant(&images, "c", &["HELLO_VERSION=C"]);
+    deploy_json(root, &["race", "--digest", &a.to_string()]);
+    let racers: Vec<_> = [&b, &c]
+        .into_iter()
+        .map(|digest| {
+            Command::new(wharf_e2e::xtask_binary())
+                .args(["deploy", "race", "--digest", &digest.to_string()])
+                .env("WHARF_WORKSPACE", root)
+                .env("GITHUB_ACTOR", "deployer")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<Output> = racers
+        .into_iter()
+        .map(|r| r.wait_with_output().unwrap())
+        .collect();
+    assert!(
+        outs.iter().any(|o| o.status.success()),
+        "{}",
+        describe(&outs[0])
+    );
+    for out in outs.iter().filter(|o| !o.status.success()) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("another deploy of race is running")
+                || stderr.contains("race changed since the plan"),
+            "{}",
+            describe(out)
+        );
+    }
+    // A refused deploy never started: the ledger records only the ones that ran.
+    let history = ok_json(xt(root, &["history", "race", "--json"]));
+    let deploys = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "deploy")
+        .count();
+    let succeeded = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(deploys, 1 + succeeded, "{history}");
+    let status = ok_json(xt(root, &["deploy", "status", "--json"]));
+    let serving = status[0]["status"]["serving"].as_str().unwrap().to_string();
+    assert_eq!(
+        containers_of("app/race"),
+        [(containers_of("app/race")[0].0.clone(), serving.clone())]
+    );
+    let expected = if serving == b.to_string() {
+        "ok B"
+    } else {
+        "ok C"
+    };
+    assert_eq!(get_health(port), Ok(expected.to_string()), "{status}");
+}

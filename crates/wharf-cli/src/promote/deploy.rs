@@ -281,6 +281,8 @@ fn execute<T: Target>(
     };
     let report = match target.apply(&plan, &image, progress) {
         Ok(report) => report,
+        // Another deploy of the stage ran: this one never started, there is nothing to count.
+        Err(e @ wharf_deploy::Error::Busy(_)) => return Err(e.into()),
         Err(e) => {
             // The deploy did not finish: recorded as failed, so the DORA figures count it.
             let failed = evidence(DeployOutcome::Failed, e.to_string(), None);
