@@ -119,6 +119,17 @@ impl Drop for Down<'_> {
     }
 }
 
+/// A fixture workspace whose one stage, `stage` in `location`, deploys to the engine on
+/// 127.0.0.1:`port` with the `[stages.deploy.docker]` keys `docker` (one per line); an
+/// earlier run's containers of that stage are removed first.
+fn docker_stage(stage: &str, location: &str, port: u16, docker: &str) -> tempfile::TempDir {
+    remove_leftovers(&format!("app/{stage}"));
+    fixture_workspace(&format!(
+        "[image]\npackage = \"app\"\n\n[[stages]]\nname = \"{stage}\"\nlocation = \"{location}\"\n\n\
+         [stages.deploy.docker]\nlisten = \"127.0.0.1:{port}\"\n{docker}\n"
+    ))
+}
+
 /// Removes the containers an earlier run of a test left (killed before its cleanup): each
 /// test owns the label of its stage.
 fn remove_leftovers(key: &str) {
@@ -402,22 +413,14 @@ fn an_image_healthcheck_is_the_engines_verdict() {
         return;
     }
     let port = free_port();
-    let ws = fixture_workspace(&format!(
-        r#"[image]
-package = "app"
-
-[[stages]]
-name = "hc"
-location = "oci:target/wharf/stages/hc"
-
-[stages.deploy.docker]
-listen = "127.0.0.1:{port}"
-stop_timeout_secs = 10
-health = {{ path = "/no-such-path", interval_ms = 100, start_period_ms = 0, retries = 1 }}
-"#
-    ));
+    let ws = docker_stage(
+        "hc",
+        "oci:target/wharf/stages/hc",
+        port,
+        r#"stop_timeout_secs = 10
+health = { path = "/no-such-path", interval_ms = 100, start_period_ms = 0, retries = 1 }"#,
+    );
     let root = ws.path();
-    remove_leftovers("app/hc");
     let _down = Down(root, "hc");
     let images = root.join("images");
     let mut digests = Vec::new();
@@ -501,21 +504,13 @@ fn a_stage_address_in_use_fails_the_deploy_and_leaves_nothing_running() {
     }
     let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = squatter.local_addr().unwrap().port();
-    let ws = fixture_workspace(&format!(
-        r#"[image]
-package = "app"
-
-[[stages]]
-name = "busy"
-location = "oci:target/wharf/stages/busy"
-
-[stages.deploy.docker]
-listen = "127.0.0.1:{port}"
-health = {{ path = "/health", interval_ms = 100 }}
-"#
-    ));
+    let ws = docker_stage(
+        "busy",
+        "oci:target/wharf/stages/busy",
+        port,
+        r#"health = { path = "/health", interval_ms = 100 }"#,
+    );
     let root = ws.path();
-    remove_leftovers("app/busy");
     let _down = Down(root, "busy");
     let digest = example_variant(&root.join("images"), "a", &["HELLO_VERSION=A"]);
     record_verified(root, &digest, "oci:images");
@@ -550,21 +545,13 @@ fn concurrent_deploys_of_a_stage_leave_it_consistent() {
         return;
     }
     let port = free_port();
-    let ws = fixture_workspace(&format!(
-        r#"[image]
-package = "app"
-
-[[stages]]
-name = "race"
-location = "oci:images"
-
-[stages.deploy.docker]
-listen = "127.0.0.1:{port}"
-health = {{ path = "/health", interval_ms = 100 }}
-"#
-    ));
+    let ws = docker_stage(
+        "race",
+        "oci:images",
+        port,
+        r#"health = { path = "/health", interval_ms = 100 }"#,
+    );
     let root = ws.path();
-    remove_leftovers("app/race");
     let _down = Down(root, "race");
     let images = root.join("images");
     let a = example_variant(&images, "a", &["HELLO_VERSION=A"]);
