@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a laptop: installs and starts the real tools
 # the end-to-end tests need (Docker engine, CNCF distribution registry, skopeo, umoci, htpasswd,
+# an arm64 cross compiler and qemu-user-static,
 # cargo-audit, the CycloneDX and SPDX validators, actionlint, check-jsonschema, PyNaCl), proves `cargo xtask ci` needs
 # none of them, then runs every test with missing services treated as failures.
 #
@@ -18,6 +19,11 @@ command -v umoci >/dev/null || missing+=(umoci)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v htpasswd >/dev/null || missing+=(apache2-utils)
 command -v git >/dev/null || missing+=(git)
+command -v file >/dev/null || missing+=(file)
+# Multi-platform images (tests/platforms.rs): an arm64 binary cross-compiled from C, run
+# under qemu.
+command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

@@ -98,9 +98,13 @@ pub fn run(args: Args, session: &wharf::cli::Session) -> Result<()> {
         // Cold: a fresh layout each run, so every layer is compressed.
         let mut plan = plan.clone();
         plan.layout = scratch.path().join(format!("layout-{run}"));
-        times[0].push(timed(|| image::assemble(&plan, &binary, &quiet).map(drop))?);
+        times[0].push(timed(|| {
+            image::assemble(&plan, std::slice::from_ref(&binary), &quiet).map(drop)
+        })?);
         // Rebuild: the same layout again; the unchanged binary layer is reused.
-        times[1].push(timed(|| image::assemble(&plan, &binary, &quiet).map(drop))?);
+        times[1].push(timed(|| {
+            image::assemble(&plan, std::slice::from_ref(&binary), &quiet).map(drop)
+        })?);
         if docker {
             times[2].push(timed(|| docker_build(&context, tag, true))?);
             times[3].push(timed(|| docker_build(&context, tag, false))?);

@@ -270,6 +270,41 @@ pub fn write_layer(
     })
 }
 
+/// [`write_layer`], looking first in the layout and then in `cache` (a layer cache another
+/// machine filled, see [`crate::LayerCache`]) for a compressed layer with this layer's diff
+/// id. A cached one is copied into the layout (its digest checked as it is written), so an
+/// unchanged binary is never compressed again; a damaged one is ignored.
+pub fn write_layer_cached(
+    spec: &LayerSpec,
+    owner: Ownership,
+    layout: &Layout,
+    known: &BTreeMap<Digest, Descriptor>,
+    cache: &crate::LayerCache,
+) -> Result<Layer, Error> {
+    let diff_id = diff_id(spec, owner)?;
+    let reused = |descriptor: &Descriptor| Layer {
+        descriptor: descriptor.clone(),
+        diff_id: diff_id.clone(),
+        reused: true,
+    };
+    if let Some(descriptor) = known.get(&diff_id).filter(|d| layout.has_intact_blob(d)) {
+        return Ok(reused(descriptor));
+    }
+    if let Some(descriptor) = cache.find(&diff_id) {
+        let blob = cache.layout().read_blob(descriptor)?;
+        if layout.write_blob(descriptor, blob).is_ok() {
+            return Ok(reused(descriptor));
+        }
+    }
+    let layer = write_layer(spec, owner, layout, &BTreeMap::new())?;
+    if layer.diff_id != diff_id {
+        return Err(Error::Changed {
+            description: spec.description.clone(),
+        });
+    }
+    Ok(layer)
+}
+
 /// Compresses an uncompressed tar stream (e.g. a layer exported by a Docker engine) into a
 /// new gzip blob of `layout`, the same way [`write_layer`] does: the same tar gives the same
 /// blob on every machine.

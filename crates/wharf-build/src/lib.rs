@@ -22,7 +22,8 @@ use wharf_oci::{
 };
 
 pub use layer::{
-    Content, FileEntry, Layer, LayerSpec, Ownership, compress_tar, diff_id, write_layer, write_tar,
+    Content, FileEntry, Layer, LayerSpec, Ownership, compress_tar, diff_id, write_layer,
+    write_layer_cached, write_tar,
 };
 
 /// The user images run as unless told otherwise: the "nonroot" user of distroless images.
@@ -67,6 +68,14 @@ pub enum Error {
         "layer {description:?} changed while it was being built (is something still writing its files?)"
     )]
     Unstable { description: String },
+    #[error(
+        "base image {base} is for {actual}, not {platform} (build on a base made for {platform}, or on scratch)"
+    )]
+    BasePlatform {
+        base: String,
+        platform: String,
+        actual: String,
+    },
     #[error("SOURCE_DATE_EPOCH {0} is out of range for a timestamp")]
     Epoch(i64),
     #[error(transparent)]
@@ -97,6 +106,10 @@ pub struct BuildSpec<'a> {
     pub working_dir: Option<String>,
     /// OCI labels, also written as manifest annotations.
     pub labels: BTreeMap<String, String>,
+    /// The platform the layers' binaries are for; a base must be for the same one.
+    pub platform: Platform,
+    /// Where else to look for compressed layers before compressing one.
+    pub cache: Option<&'a LayerCache>,
 }
 
 impl BuildSpec<'_> {
@@ -114,6 +127,8 @@ impl BuildSpec<'_> {
             exposed_ports: Vec::new(),
             working_dir: None,
             labels: BTreeMap::new(),
+            platform: Platform::linux_amd64(),
+            cache: None,
         }
     }
 }
@@ -144,18 +159,33 @@ pub fn build(spec: &BuildSpec<'_>, layout: &Layout, tag: Option<&str>) -> Result
     let layers = spec
         .layers
         .iter()
-        .map(|l| write_layer(l, owner, layout, &known))
+        .map(|l| match spec.cache {
+            Some(cache) => write_layer_cached(l, owner, layout, &known, cache),
+            None => write_layer(l, owner, layout, &known),
+        })
         .collect::<Result<Vec<_>, _>>()?;
 
     let (mut config, mut manifest_layers) = match &spec.base {
-        Some(base) => (
-            image::config(base.image)?,
-            image::manifest(base.image)?.layers,
-        ),
+        Some(base) => {
+            let config = image::config(base.image)?;
+            let platform = &spec.platform;
+            if config.os != platform.os
+                || config.architecture != platform.architecture
+                || (platform.variant.is_some() && config.variant != platform.variant)
+            {
+                return Err(Error::BasePlatform {
+                    base: base.name.clone(),
+                    platform: platform.to_string(),
+                    actual: format!("{}/{}", config.os, config.architecture),
+                });
+            }
+            (config, image::manifest(base.image)?.layers)
+        }
         None => (
             ImageConfig {
-                architecture: "amd64".into(),
-                os: "linux".into(),
+                architecture: spec.platform.architecture.clone(),
+                os: spec.platform.os.clone(),
+                variant: spec.platform.variant.clone(),
                 ..ImageConfig::default()
             },
             Vec::new(),
@@ -233,12 +263,91 @@ pub fn build(spec: &BuildSpec<'_>, layout: &Layout, tag: Option<&str>) -> Result
     })
 }
 
+/// Compressed layers kept across machines: CI saves the directory after a build and
+/// restores it on a fresh runner, where a layer whose diff id (the hash of its uncompressed
+/// tar, so of the binary in it) is cached is copied instead of compressed again.
+///
+/// The cache is an OCI layout holding the last image built under each name ([`keep`]):
+/// its blobs are written and checked like any layout's, and its index of diff ids is derived
+/// from the images' configs ([`known_layers`]), so it cannot disagree with its blobs.
+///
+/// [`keep`]: LayerCache::keep
+pub struct LayerCache {
+    layout: Layout,
+    known: BTreeMap<Digest, Descriptor>,
+}
+
+impl LayerCache {
+    /// Opens the cache at `dir`, creating it if it is not there.
+    pub fn open(dir: &std::path::Path) -> Result<LayerCache, Error> {
+        let layout = Layout::create(dir)?;
+        let known = known_layers(&layout)?;
+        Ok(LayerCache { layout, known })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The cached compressed layer with this diff id, if its blob is intact.
+    pub fn find(&self, diff_id: &Digest) -> Option<&Descriptor> {
+        self.known
+            .get(diff_id)
+            .filter(|d| self.layout.has_intact_blob(d))
+    }
+
+    /// Keeps `image`'s layers under `name` (a tag), replacing what that name kept before,
+    /// and removes the blobs no name keeps any more, so the cache holds the last image of
+    /// each name, not every build's. Returns how many blobs were removed.
+    ///
+    /// A build keeping into the same cache at that moment may lose a blob it has just
+    /// written: its entry is then damaged, which [`LayerCache::find`] skips (the layer is
+    /// compressed again), never trusts.
+    pub fn keep(&self, image: &dyn Image, name: &str) -> Result<usize, Error> {
+        self.layout.write_image(image, Some(name))?;
+        let mut kept = BTreeSet::new();
+        for entry in self.layout.index()?.manifests {
+            if let Ok(raw) = self.layout.read_blob_bytes(&entry.digest)
+                && let Ok(manifest) = serde_json::from_slice::<Manifest>(&raw)
+            {
+                kept.insert(manifest.config.digest.hex().to_string());
+                kept.extend(manifest.layers.iter().map(|l| l.digest.hex().to_string()));
+            }
+            kept.insert(entry.digest.hex().to_string());
+        }
+        let blobs = self.layout.root().join("blobs/sha256");
+        let mut removed = 0;
+        for file in std::fs::read_dir(&blobs).map_err(Error::Tar)?.flatten() {
+            if !kept.contains(file.file_name().to_string_lossy().as_ref())
+                && std::fs::remove_file(file.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
 /// Compressed layers already in the layout, by uncompressed digest, derived from the
 /// configs of the images its index references. This is the build cache: nothing else is
 /// stored, so it can never disagree with the layout.
 pub fn known_layers(layout: &Layout) -> Result<BTreeMap<Digest, Descriptor>, Error> {
     let mut known = BTreeMap::new();
+    let mut manifests = Vec::new();
     for entry in layout.index()?.manifests {
+        if media_type::is_manifest(&entry.media_type) {
+            manifests.push(entry);
+        } else if media_type::is_index(&entry.media_type) {
+            // A multi-platform image: its per-platform manifests hold the layers.
+            let Ok(raw) = layout.read_blob_bytes(&entry.digest) else {
+                continue;
+            };
+            if let Ok(index) = serde_json::from_slice::<wharf_oci::Index>(&raw) {
+                manifests.extend(index.manifests);
+            }
+        }
+    }
+    for entry in manifests {
         if !media_type::is_manifest(&entry.media_type) {
             continue;
         }

@@ -4,7 +4,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use wharf_build::{BuildSpec, Content, FileEntry, LayerSpec, Ownership, build, diff_id, label};
+use wharf_build::{
+    BuildSpec, Content, FileEntry, LayerCache, LayerSpec, Ownership, build, diff_id, label,
+};
 use wharf_oci::{Image, Layout, Platform, image};
 
 const EPOCH: i64 = 1_700_000_000;
@@ -175,6 +177,66 @@ fn a_damaged_layer_is_built_again_not_reused() {
     for layer in image::manifest(&img).unwrap().layers {
         std::io::copy(&mut img.blob(&layer.digest).unwrap(), &mut std::io::sink()).unwrap();
     }
+}
+
+/// The layer cache (issue 15): a fresh layout (a fresh CI runner) gets the cached compressed
+/// layers copied, not compressed again, and the same image; a damaged cached blob is not
+/// trusted: that layer is compressed again, to the same bytes.
+#[test]
+fn a_restored_layer_cache_is_copied_not_recompressed_and_a_damaged_entry_is_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    make_inputs(&dir, &["bin", "conf"], 0o755, 0o644, 1_000);
+    let build_with_cache = |layout: &str| {
+        let cache = LayerCache::open(&tmp.path().join("cache")).unwrap();
+        let layout = Layout::create(tmp.path().join(layout)).unwrap();
+        let mut spec = spec_for(&dir);
+        spec.cache = Some(&cache);
+        let built = build(&spec, &layout, Some("t")).unwrap();
+        let image = layout
+            .image(&built.descriptor, &Platform::linux_amd64())
+            .unwrap();
+        cache.keep(&image, "service-linux_amd64").unwrap();
+        built
+    };
+    let first = build_with_cache("first");
+    assert!(
+        first.layers.iter().all(|l| !l.reused),
+        "the cache was empty"
+    );
+
+    let second = build_with_cache("second");
+    assert!(
+        second.layers.iter().all(|l| l.reused),
+        "{:?}",
+        second.layers
+    );
+    assert_eq!(second.descriptor, first.descriptor);
+
+    let cache = Layout::open(tmp.path().join("cache")).unwrap();
+    damage(&cache.blob_path(&first.layers[0].descriptor.digest));
+    let third = build_with_cache("third");
+    assert!(
+        !third.layers[0].reused,
+        "a damaged cached layer was trusted"
+    );
+    assert!(third.layers[1].reused);
+    assert_eq!(third.descriptor, first.descriptor);
+    // Kept again, the cache holds the layer intact once more.
+    assert!(cache.has_intact_blob(&first.layers[0].descriptor));
+
+    // A changed binary: its new layer replaces the old one in the cache, which keeps the
+    // last image of each name only.
+    fs::write(dir.join("service"), b"\x7fELF another pretend binary").unwrap();
+    let fourth = build_with_cache("fourth");
+    assert!(!fourth.layers[0].reused && fourth.layers[1].reused);
+    assert!(cache.has_intact_blob(&fourth.layers[0].descriptor));
+    assert!(!cache.blob_path(&first.layers[0].descriptor.digest).exists());
+    assert!(!cache.blob_path(&first.descriptor.digest).exists());
+    let blobs = fs::read_dir(cache.root().join("blobs/sha256"))
+        .unwrap()
+        .count();
+    assert_eq!(blobs, 4, "manifest, config and two layers");
 }
 
 /// A base image of one small layer.

@@ -42,6 +42,18 @@ pub fn run(args: Args, session: &Session) -> Result<()> {
                 plan.layout.display()
             );
             println!("  tags: {}", plan.tags.join(", "));
+            for platform in &plan.platforms {
+                let binary = match &platform.binary {
+                    image::BinarySource::Compile { target } => {
+                        format!("cargo build --target {target}")
+                    }
+                    image::BinarySource::File { path } => path.display().to_string(),
+                };
+                println!("  {}: {binary}", platform.platform);
+            }
+            if plan.index {
+                println!("  the tags name an OCI image index of these platforms");
+            }
             for (key, value) in &plan.labels {
                 println!("  label {key}={value}");
             }

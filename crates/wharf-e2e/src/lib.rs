@@ -255,6 +255,33 @@ pub fn wait_for_health(port: u16) -> Option<u16> {
     None
 }
 
+/// Pulls the example service's image `name` from a registry with docker (an independent
+/// client), runs it on the host network, and returns what GET /health answers; the
+/// container and the image are removed after.
+pub fn docker_pull_and_probe_health(name: &str, container: &str) -> Option<u16> {
+    run(Command::new("docker").args(["pull", "--quiet", name]));
+    let port = free_port();
+    run(Command::new("docker").args([
+        "run",
+        "--detach",
+        "--name",
+        container,
+        "--network",
+        "host",
+        "--env",
+        &format!("LISTEN_ADDR=127.0.0.1:{port}"),
+        name,
+    ]));
+    let status = wait_for_health(port);
+    let _ = Command::new("docker")
+        .args(["rm", "--force", container])
+        .output();
+    let _ = Command::new("docker")
+        .args(["rmi", "--force", name])
+        .output();
+    status
+}
+
 /// The `cargo xtask` binary of this workspace, built once (dev profile, the same target
 /// directory as the tests, so usually already fresh).
 pub fn xtask_binary() -> PathBuf {

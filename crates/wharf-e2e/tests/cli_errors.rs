@@ -78,6 +78,77 @@ fn a_missing_base_layout_is_a_config_error_before_anything_is_compiled() {
 }
 
 #[test]
+fn a_platform_without_its_rust_target_names_rustup_target_add_before_anything_is_compiled() {
+    // s390x: a target no machine here (or a usual laptop) has installed.
+    let ws = fixture_workspace(&format!(
+        "{IMAGE}platforms = [\"linux/amd64\", \"linux/s390x\"]\n"
+    ));
+    for args in [
+        &["image", "--dry-run"][..],
+        &["image"],
+        &["ci", "--dry-run"],
+    ] {
+        let out = xtask_in(ws.path(), args, &[]);
+        assert_exit(&out, 2);
+        let err = stderr(&out);
+        for words in [
+            "image.platforms:",
+            "the Rust target s390x-unknown-linux-gnu (for linux/s390x) is not installed",
+            "run `rustup target add s390x-unknown-linux-gnu`",
+            "[image] binaries = { \"linux/s390x\" = \"path/to/binary\" }",
+        ] {
+            assert!(err.contains(words), "{args:?}: {words:?} not in {err}");
+        }
+    }
+    assert!(
+        !ws.path().join("target").exists(),
+        "cargo ran before the config error"
+    );
+
+    // A binary given for that platform is used instead, and must be there.
+    let ws = fixture_workspace(&format!(
+        "{IMAGE}platforms = [\"linux/amd64\", \"linux/s390x\"]\nbinaries = {{ \"linux/s390x\" = \"dist/app-s390x\" }}\n"
+    ));
+    let out = xtask_in(ws.path(), &["image", "--dry-run"], &[]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("image.binaries: the binary for linux/s390x")
+            && err.contains("dist/app-s390x, is not a file"),
+        "{err}"
+    );
+    std::fs::create_dir_all(ws.path().join("dist")).unwrap();
+    std::fs::write(ws.path().join("dist/app-s390x"), "binary").unwrap();
+    let out = xtask_in(ws.path(), &["image", "--dry-run", "--json"], &[]);
+    assert_exit(&out, 0);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["index"], true);
+    assert_eq!(plan["platforms"][0]["platform"], "linux/amd64");
+    assert_eq!(
+        plan["platforms"][0]["binary"]["compile"]["target"],
+        "x86_64-unknown-linux-gnu"
+    );
+    assert_eq!(plan["platforms"][1]["platform"], "linux/s390x");
+    assert!(
+        plan["platforms"][1]["binary"]["file"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("dist/app-s390x")
+    );
+
+    // A platform wharf has no Rust target for says to give the binary.
+    let ws = fixture_workspace(&format!("{IMAGE}platforms = [\"linux/mips64le\"]\n"));
+    let out = xtask_in(ws.path(), &["image", "--dry-run"], &[]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("no Rust target for linux/mips64le")
+            && err.contains("[image] binaries = { \"linux/mips64le\""),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_lockfile_that_is_not_a_cargo_lock_exits_2() {
     let ws = fixture_workspace("");
     let db = empty_db(ws.path());

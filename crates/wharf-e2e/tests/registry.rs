@@ -12,7 +12,7 @@ use wharf::registry::{Client, Config, Event, RetryPolicy};
 use wharf_e2e::registry::{
     Action, Auth, Fault, FaultPlan, FaultProxy, Registry, Target, TokenServer,
 };
-use wharf_e2e::{example_image, free_port, require_docker, require_skopeo, run, wait_for_health};
+use wharf_e2e::{docker_pull_and_probe_health, example_image, require_docker, require_skopeo, run};
 
 /// Fixed credentials for one test.
 struct Static(String, String);
@@ -168,27 +168,8 @@ fn docker_pulls_and_runs_an_image_wharf_pushed() {
         &Location::Registry(reference(&name)),
     )
     .unwrap();
-    run(Command::new("docker").args(["pull", "--quiet", &name]));
-    let port = free_port();
     let container = format!("wharf-registry-e2e-{}", std::process::id());
-    run(Command::new("docker").args([
-        "run",
-        "--detach",
-        "--name",
-        &container,
-        "--network",
-        "host",
-        "--env",
-        &format!("LISTEN_ADDR=127.0.0.1:{port}"),
-        &name,
-    ]));
-    let status = wait_for_health(port);
-    let _ = Command::new("docker")
-        .args(["rm", "--force", &container])
-        .output();
-    let _ = Command::new("docker")
-        .args(["rmi", "--force", &name])
-        .output();
+    let status = docker_pull_and_probe_health(&name, &container);
     assert_eq!(status, Some(200));
 }
 

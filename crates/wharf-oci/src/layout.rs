@@ -428,8 +428,7 @@ impl Layout {
                 Some(name) => name != tag,
                 None => d.digest != descriptor.digest,
             });
-            let mut entry = descriptor.clone();
-            entry.platform.get_or_insert_with(Platform::linux_amd64);
+            let mut entry = index_entry(descriptor);
             entry
                 .annotations
                 .insert(ANNOTATION_REF_NAME.to_string(), tag.to_string());
@@ -449,9 +448,7 @@ impl Layout {
                 .iter()
                 .any(|d| d.digest == descriptor.digest)
             {
-                let mut entry = descriptor.clone();
-                entry.platform.get_or_insert_with(Platform::linux_amd64);
-                index.manifests.push(entry);
+                index.manifests.push(index_entry(descriptor));
             }
         })
     }
@@ -560,6 +557,16 @@ impl Layout {
             }
         }
     }
+}
+
+/// `descriptor` as `index.json` lists it: a manifest with its platform (linux/amd64 unless
+/// it says otherwise), an index with none (it has one per manifest inside it).
+fn index_entry(descriptor: &Descriptor) -> Descriptor {
+    let mut entry = descriptor.clone();
+    if !media_type::is_index(&entry.media_type) {
+        entry.platform.get_or_insert_with(Platform::linux_amd64);
+    }
+    entry
 }
 
 /// A file where a layout directory should be is named as such, not reported as whatever

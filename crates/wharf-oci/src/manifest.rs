@@ -149,6 +149,41 @@ impl Platform {
             variant: None,
         }
     }
+
+    /// Parses `OS/ARCH[/VARIANT]` as docker's and skopeo's `--platform` write it, e.g.
+    /// `linux/arm64` or `linux/arm/v7`.
+    pub fn parse(text: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let valid = |part: &&str| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        match parts.as_slice() {
+            [os, arch, rest @ ..] if rest.len() <= 1 && parts.iter().all(valid) => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: rest.first().map(|v| v.to_string()),
+                os_version: None,
+                os_features: None,
+            }),
+            _ => Err(format!(
+                "{text:?} is not a platform (expected OS/ARCH or OS/ARCH/VARIANT in lower case, e.g. \"linux/arm64\")"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    /// `OS/ARCH[/VARIANT]`, the form [`Platform::parse`] reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(variant) => write!(f, "/{variant}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A single-platform image manifest (OCI, or Docker v2 schema 2 which has the same shape).
@@ -334,6 +369,37 @@ pub struct History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms_parse_as_docker_writes_them_and_print_back() {
+        for text in ["linux/amd64", "linux/arm64", "linux/arm/v7"] {
+            assert_eq!(Platform::parse(text).unwrap().to_string(), text);
+        }
+        let arm = Platform::parse("linux/arm/v7").unwrap();
+        assert_eq!(
+            (
+                arm.os.as_str(),
+                arm.architecture.as_str(),
+                arm.variant.as_deref()
+            ),
+            ("linux", "arm", Some("v7"))
+        );
+        assert_eq!(
+            Platform::parse("linux/amd64").unwrap(),
+            Platform::linux_amd64()
+        );
+        for bad in [
+            "linux",
+            "linux/",
+            "Linux/amd64",
+            "linux/arm/v7/x",
+            "/amd64",
+            "linux amd64",
+        ] {
+            let message = Platform::parse(bad).unwrap_err();
+            assert!(message.contains("linux/arm64"), "{bad}: {message}");
+        }
+    }
 
     #[test]
     fn canonical_json_sorts_keys_whatever_the_insertion_order() {

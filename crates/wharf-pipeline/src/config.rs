@@ -3,6 +3,7 @@
 //! Every field has a default, so a repository without the file still gets a working
 //! `cargo xtask ci`; unknown keys are errors that name the file, line and column.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -235,6 +236,32 @@ pub struct ImageConfig {
     /// A stage name for the `<stage>-YYYY-MM-DD` tag, e.g. `dev`.
     #[serde(default)]
     pub stage: Option<String>,
+    /// Platforms to build, e.g. `["linux/amd64", "linux/arm64"]`: one image per platform,
+    /// tagged together as one OCI image index. Empty (the default): one linux/amd64 image,
+    /// no index.
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    /// Binaries built elsewhere, by platform, e.g. `{ "linux/arm64" = "dist/app-arm64" }`
+    /// (relative to the workspace root): used as they are instead of compiling for that
+    /// platform.
+    #[serde(default)]
+    pub binaries: BTreeMap<String, PathBuf>,
+    /// A directory of compressed layers for CI to save and restore between runs, e.g.
+    /// `target/wharf/layer-cache` (relative to the workspace root): a layer whose content is
+    /// there is copied instead of compressed again. Unset: only the layout is looked in.
+    #[serde(default)]
+    pub layer_cache: Option<PathBuf>,
+}
+
+impl ImageConfig {
+    /// The platforms the image is built for: `platforms`, or linux/amd64 alone.
+    pub fn platform_list(&self) -> Vec<String> {
+        if self.platforms.is_empty() {
+            vec!["linux/amd64".to_string()]
+        } else {
+            self.platforms.clone()
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -346,6 +373,7 @@ impl Config {
             if image.base != "scratch" {
                 parse_base(&image.base).map_err(|m| invalid(format!("image.base: {m}")))?;
             }
+            check_platforms(image).map_err(invalid)?;
         }
         // Stages are checked when the file is read, so a mistake there fails every
         // command at once (`ci --dry-run` too), not the first promotion.
@@ -386,6 +414,28 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// `platforms` parse, name no platform twice, and `binaries` names only platforms built.
+fn check_platforms(image: &ImageConfig) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for text in &image.platforms {
+        let platform =
+            wharf_oci::Platform::parse(text).map_err(|m| format!("image.platforms: {m}"))?;
+        if !seen.insert(platform.to_string()) {
+            return Err(format!("image.platforms: {text:?} is listed twice"));
+        }
+    }
+    let built = image.platform_list();
+    for name in image.binaries.keys() {
+        if !built.contains(name) {
+            return Err(format!(
+                "image.binaries: {name:?} is not a platform the image is built for ({}); add it to image.platforms",
+                built.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -479,6 +529,26 @@ mod tests {
             "[image]\npackage = \"x\"\nbase = \"oci:base:v1\"\n",
             "is not pinned by digest",
         );
+    }
+
+    #[test]
+    fn platforms_and_binaries_are_checked_when_read() {
+        check_err(
+            "[image]\npackage = \"x\"\nplatforms = [\"linux/amd64\", \"arm64\"]\n",
+            "image.platforms: \"arm64\" is not a platform (expected OS/ARCH",
+        );
+        check_err(
+            "[image]\npackage = \"x\"\nplatforms = [\"linux/arm64\", \"linux/arm64\"]\n",
+            "image.platforms: \"linux/arm64\" is listed twice",
+        );
+        check_err(
+            "[image]\npackage = \"x\"\nbinaries = { \"linux/arm64\" = \"a\" }\n",
+            "image.binaries: \"linux/arm64\" is not a platform the image is built for (linux/amd64); add it to image.platforms",
+        );
+        let ok = "[image]\npackage = \"x\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\nbinaries = { \"linux/arm64\" = \"dist/x\" }\n";
+        let image = Config::parse(ok, Path::new("x")).unwrap().image.unwrap();
+        assert_eq!(image.platform_list(), ["linux/amd64", "linux/arm64"]);
+        assert_eq!(image.binaries["linux/arm64"], PathBuf::from("dist/x"));
     }
 
     #[test]

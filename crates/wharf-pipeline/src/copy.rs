@@ -62,6 +62,26 @@ pub fn copy(
     source: &Location,
     destination: &Location,
 ) -> Result<CopyReport, CopyError> {
+    copy_root(client, source, None, destination)
+}
+
+/// [`copy`] of the image or index `root` in the layout `source` names, chosen by digest
+/// (a layout location names images by tag only; promotion copies by digest).
+pub fn copy_from_layout(
+    client: &Client,
+    source: &Location,
+    root: &Descriptor,
+    destination: &Location,
+) -> Result<CopyReport, CopyError> {
+    copy_root(client, source, Some(root), destination)
+}
+
+fn copy_root(
+    client: &Client,
+    source: &Location,
+    root: Option<&Descriptor>,
+    destination: &Location,
+) -> Result<CopyReport, CopyError> {
     let platform = Platform::linux_amd64();
     // Same registry: let the destination mount the blobs instead of sending them.
     let mount_from = match (source, destination) {
@@ -93,7 +113,10 @@ pub fn copy(
     let (media_type, bytes) = match source {
         Location::Layout { dir, tag } => {
             let layout = Layout::open(dir)?;
-            let descriptor = layout_root(&layout, tag.as_deref(), source)?;
+            let descriptor = match root {
+                Some(root) => root.clone(),
+                None => layout_root(&layout, tag.as_deref(), source)?,
+            };
             (
                 descriptor.media_type.clone(),
                 layout.read_blob_bytes(&descriptor.digest)?,

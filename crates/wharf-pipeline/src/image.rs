@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use wharf_build::{Base, BuildSpec, LayerSpec, label};
-use wharf_oci::{Descriptor, Digest, Layout, Platform, image};
+use wharf_build::{Base, BuildSpec, LayerCache, LayerSpec, label};
+use wharf_oci::{Descriptor, Digest, Index, Layout, Platform, canonical_json, image, media_type};
 use wharf_source::{GitFacts, Workspace};
 
 use crate::config::{ImageConfig, parse_base, parse_user};
@@ -66,6 +66,30 @@ pub struct ImagePlan {
     pub workdir: Option<String>,
     pub files: Vec<(PathBuf, String)>,
     pub labels: BTreeMap<String, String>,
+    /// One image per platform, each with its binary.
+    pub platforms: Vec<PlatformPlan>,
+    /// The tags name an OCI image index of the platforms' images (`[image] platforms` is
+    /// set), not a single image.
+    pub index: bool,
+    /// Absolute path of the layer cache (`[image] layer_cache`), if there is one.
+    pub layer_cache: Option<PathBuf>,
+}
+
+/// One platform's image: where its binary comes from.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlatformPlan {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    pub binary: BinarySource,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinarySource {
+    /// `cargo build --release --target TARGET`, linked statically.
+    Compile { target: String },
+    /// A binary built elsewhere (`[image] binaries`), used as it is.
+    File { path: PathBuf },
 }
 
 /// What the image step produced.
@@ -76,10 +100,24 @@ pub struct ImageOutcome {
     pub reference: String,
     pub layout: PathBuf,
     pub tags: Vec<String>,
+    /// The first platform's binary.
     pub binary: PathBuf,
+    /// The first platform's image: its config, size and layers.
     pub config_digest: Digest,
     pub size: u64,
     pub layers: Vec<wharf_build::Layer>,
+    /// Every platform's image (one entry when no index was built).
+    pub platforms: Vec<PlatformOutcome>,
+}
+
+/// What the image step built for one platform.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlatformOutcome {
+    pub platform: String,
+    /// The platform's image manifest (listed in the index, if there is one).
+    pub digest: Digest,
+    pub binary: PathBuf,
+    pub size: u64,
 }
 
 /// Decides what to build from the config and the facts of the source tree.
@@ -110,6 +148,7 @@ pub fn plan(
         .check_binary(&config.package, &binary)
         .map_err(|e| in_key("image.binary")(ImageError::Source(e)))?;
     open_base(&config.base).map_err(in_key("image.base"))?;
+    let platforms = plan_platforms(workspace, config, config_path)?;
     let repository = config
         .repository
         .clone()
@@ -205,10 +244,59 @@ pub fn plan(
             .map(|f| (workspace.root.join(&f.from), f.to.clone()))
             .collect(),
         labels,
+        platforms,
+        index: !config.platforms.is_empty(),
+        layer_cache: config
+            .layer_cache
+            .as_ref()
+            .map(|dir| workspace.root.join(dir)),
     })
 }
 
-/// Compiles the binary, then assembles the image.
+/// Where each platform's binary comes from: `[image] binaries`, else a static cargo build
+/// for the platform's Rust target, which must be installed (checked now, so the error comes
+/// before anything is compiled).
+fn plan_platforms(
+    workspace: &Workspace,
+    config: &ImageConfig,
+    config_path: &Path,
+) -> Result<Vec<PlatformPlan>, ImageError> {
+    let in_key = |key: &'static str, cause: ImageError| ImageError::Key {
+        path: config_path.to_path_buf(),
+        key,
+        cause: Box::new(cause),
+    };
+    config
+        .platform_list()
+        .into_iter()
+        .map(|platform| {
+            let binary = match config.binaries.get(&platform) {
+                Some(path) => {
+                    let path = workspace.root.join(path);
+                    if !path.is_file() {
+                        return Err(in_key(
+                            "image.binaries",
+                            ImageError::Config(format!(
+                                "the binary for {platform}, {}, is not a file (build it first, or fix the path)",
+                                path.display()
+                            )),
+                        ));
+                    }
+                    BinarySource::File { path }
+                }
+                None => match wharf_source::installed_rust_target(&platform) {
+                    Ok(target) => BinarySource::Compile {
+                        target: target.to_string(),
+                    },
+                    Err(e) => return Err(in_key("image.platforms", e.into())),
+                },
+            };
+            Ok(PlatformPlan { platform, binary })
+        })
+        .collect()
+}
+
+/// Compiles the binaries (one per platform, unless given), then assembles the image.
 pub fn build(
     plan: &ImagePlan,
     workspace: &Workspace,
@@ -220,42 +308,65 @@ pub fn build(
     })
 }
 
-/// [`build`], with `configure` applied to the cargo command that compiles the binary.
+/// [`build`], with `configure` applied to each cargo command that compiles a binary.
 pub fn build_with(
     plan: &ImagePlan,
     workspace: &Workspace,
     progress: &Progress,
-    configure: impl FnOnce(&mut std::process::Command),
+    mut configure: impl FnMut(&mut std::process::Command),
 ) -> Result<ImageOutcome, ImageError> {
-    let step = progress.start(format!("compiling {} (static, release)", plan.binary));
-    let compiled =
-        step.suspend(|| workspace.build_static_with(&plan.package, &plan.binary, configure));
-    let binary = match compiled {
-        Ok(binary) => {
-            step.done(&binary.display().to_string());
-            binary
+    let mut binaries = Vec::new();
+    for platform in &plan.platforms {
+        let target = match &platform.binary {
+            BinarySource::File { path } => {
+                binaries.push(path.clone());
+                continue;
+            }
+            BinarySource::Compile { target } => target,
+        };
+        let what = match plan.index {
+            true => format!(
+                "compiling {} for {} (static, release)",
+                plan.binary, platform.platform
+            ),
+            false => format!("compiling {} (static, release)", plan.binary),
+        };
+        let step = progress.start(what);
+        let compiled = step.suspend(|| {
+            workspace.build_static_for(&plan.package, &plan.binary, target, &mut configure)
+        });
+        match compiled {
+            Ok(binary) => {
+                step.done(&binary.display().to_string());
+                binaries.push(binary);
+            }
+            Err(e) => {
+                step.failed("");
+                return Err(e.into());
+            }
         }
-        Err(e) => {
-            step.failed("");
-            return Err(e.into());
-        }
-    };
-    assemble(plan, &binary, progress)
+    }
+    assemble(plan, &binaries, progress)
 }
 
-/// Assembles the image from an already compiled binary.
+/// Assembles the image from already compiled binaries, one per platform of the plan (in
+/// its order).
 pub fn assemble(
     plan: &ImagePlan,
-    binary: &Path,
+    binaries: &[PathBuf],
     progress: &Progress,
 ) -> Result<ImageOutcome, ImageError> {
     let step = progress.start(format!("assembling image {}", plan.repository));
-    let result = assemble_inner(plan, binary);
+    let result = assemble_inner(plan, binaries);
     match &result {
         Ok(outcome) => {
             let reused = outcome.layers.iter().filter(|l| l.reused).count();
+            let platforms = match plan.index {
+                true => format!(", index of {} platforms", outcome.platforms.len()),
+                false => String::new(),
+            };
             step.done(&format!(
-                "{} ({} layers, {} reused)",
+                "{} ({} layers, {} reused{platforms})",
                 outcome.digest,
                 outcome.layers.len(),
                 reused
@@ -284,20 +395,99 @@ fn open_base(base: &str) -> Result<Option<(Layout, Descriptor)>, ImageError> {
     Ok(Some((layout, descriptor)))
 }
 
-fn assemble_inner(plan: &ImagePlan, binary: &Path) -> Result<ImageOutcome, ImageError> {
-    let layout = Layout::create(&plan.layout)?;
-    let base_layout;
-    let base_image;
-    let mut spec = BuildSpec::new(plan.created);
-    // Checked again: the base may have moved since the plan was made.
-    if let Some((opened, descriptor)) = open_base(&plan.base)? {
-        base_layout = opened;
-        base_image = base_layout.image(&descriptor, &Platform::linux_amd64())?;
-        spec.base = Some(Base {
-            name: plan.base.clone(),
-            image: &base_image,
-        });
+fn assemble_inner(plan: &ImagePlan, binaries: &[PathBuf]) -> Result<ImageOutcome, ImageError> {
+    if binaries.len() != plan.platforms.len() {
+        return Err(ImageError::Config(format!(
+            "{} binaries given for {} platforms",
+            binaries.len(),
+            plan.platforms.len()
+        )));
     }
+    let layout = Layout::create(&plan.layout)?;
+    // Checked again: the base may have moved since the plan was made.
+    let base = open_base(&plan.base)?;
+    let cache = match &plan.layer_cache {
+        Some(dir) => Some(LayerCache::open(dir)?),
+        None => None,
+    };
+    let primary = plan.tags.first().map(String::as_str);
+    let mut built = Vec::new();
+    for (platform_plan, binary) in plan.platforms.iter().zip(binaries) {
+        let platform = Platform::parse(&platform_plan.platform).map_err(ImageError::Config)?;
+        let base_image = match &base {
+            Some((base_layout, descriptor)) => Some(base_layout.image(descriptor, &platform)?),
+            None => None,
+        };
+        let mut spec = spec(plan, binary)?;
+        spec.platform = platform.clone();
+        spec.cache = cache.as_ref();
+        if let Some(image) = &base_image {
+            spec.base = Some(Base {
+                name: plan.base.clone(),
+                image,
+            });
+        }
+        // In an index, the platforms' images are reached through the index's tags.
+        let tag = if plan.index { None } else { primary };
+        let result = wharf_build::build(&spec, &layout, tag)?;
+        let image = layout.image(&result.descriptor, &platform)?;
+        if let Some(cache) = &cache {
+            // One entry per repository and platform: the next build finds these layers.
+            let name = format!("{}-{platform}", plan.repository).replace('/', "_");
+            cache.keep(&image, &name)?;
+        }
+        let outcome = PlatformOutcome {
+            platform: platform_plan.platform.clone(),
+            digest: result.descriptor.digest.clone(),
+            binary: binary.clone(),
+            size: image::size(&image)?,
+        };
+        built.push((platform, result, outcome));
+    }
+    let descriptor = if plan.index {
+        let mut index = Index::new();
+        for (platform, result, _) in &built {
+            let mut entry = result.descriptor.clone();
+            entry.platform = Some(platform.clone());
+            index.manifests.push(entry);
+        }
+        index.annotations = plan.labels.clone();
+        index
+            .annotations
+            .insert(label::CREATED.into(), wharf_build::rfc3339(plan.created)?);
+        let descriptor = layout.write_blob_bytes(media_type::OCI_INDEX, &canonical_json(&index))?;
+        if let Some(tag) = primary {
+            layout.tag(&descriptor, tag)?;
+        }
+        descriptor
+    } else {
+        built[0].1.descriptor.clone()
+    };
+    for tag in plan.tags.iter().skip(1) {
+        layout.tag(&descriptor, tag)?;
+    }
+    let (_, first, first_outcome) = &built[0];
+    Ok(ImageOutcome {
+        digest: descriptor.digest.clone(),
+        reference: format!(
+            "oci:{}:{}",
+            plan.layout.display(),
+            primary.unwrap_or_default()
+        ),
+        layout: plan.layout.clone(),
+        tags: plan.tags.clone(),
+        binary: first_outcome.binary.clone(),
+        config_digest: first.config.digest.clone(),
+        size: first_outcome.size,
+        layers: first.layers.clone(),
+        platforms: built.into_iter().map(|(_, _, outcome)| outcome).collect(),
+    })
+}
+
+/// The build of one platform's image, base aside: the plan's settings and the binary in a
+/// layer of its own.
+fn spec(plan: &ImagePlan, binary: &Path) -> Result<BuildSpec<'static>, ImageError> {
+    let mut spec = BuildSpec::new(plan.created);
     spec.uid = plan.uid;
     spec.gid = plan.gid;
     spec.entrypoint = plan.entrypoint.clone();
@@ -330,25 +520,5 @@ fn assemble_inner(plan: &ImagePlan, binary: &Path) -> Result<ImageOutcome, Image
         }
         spec.layers.push(files);
     }
-    let primary = plan.tags.first().map(String::as_str);
-    let built = wharf_build::build(&spec, &layout, primary)?;
-    for tag in plan.tags.iter().skip(1) {
-        layout.tag(&built.descriptor, tag)?;
-    }
-    let image = layout.image(&built.descriptor, &Platform::linux_amd64())?;
-    let size = image::size(&image)?;
-    Ok(ImageOutcome {
-        digest: built.descriptor.digest.clone(),
-        reference: format!(
-            "oci:{}:{}",
-            plan.layout.display(),
-            primary.unwrap_or_default()
-        ),
-        layout: plan.layout.clone(),
-        tags: plan.tags.clone(),
-        binary: binary.to_path_buf(),
-        config_digest: built.config.digest,
-        size,
-        layers: built.layers,
-    })
+    Ok(spec)
 }

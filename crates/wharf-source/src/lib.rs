@@ -57,6 +57,14 @@ pub enum Error {
     },
     #[error("cargo built {bin} but {path} is missing")]
     MissingArtifact { bin: String, path: PathBuf },
+    #[error(
+        "no Rust target for {platform} (wharf compiles linux/amd64, linux/arm64, linux/arm/v7, linux/386, linux/ppc64le, linux/s390x and linux/riscv64); give a binary built elsewhere: [image] binaries = {{ \"{platform}\" = \"path/to/binary\" }}"
+    )]
+    NoRustTarget { platform: String },
+    #[error(
+        "the Rust target {target} (for {platform}) is not installed: run `rustup target add {target}`, or give a binary built elsewhere: [image] binaries = {{ \"{platform}\" = \"path/to/binary\" }}"
+    )]
+    TargetNotInstalled { platform: String, target: String },
 }
 
 /// What git (or CI) says about the commit being built.
@@ -311,8 +319,21 @@ impl Workspace {
         bin: &str,
         configure: impl FnOnce(&mut Command),
     ) -> Result<PathBuf, Error> {
+        self.build_static_for(package, bin, &host_triple()?, configure)
+    }
+
+    /// [`Workspace::build_static_with`] for the Rust target `target` (which needs its
+    /// standard library installed, [`installed_rust_target`], and, when it is not the
+    /// host's, a linker for it: cargo's `CARGO_TARGET_<TRIPLE>_LINKER`).
+    pub fn build_static_for(
+        &self,
+        package: &str,
+        bin: &str,
+        target: &str,
+        configure: impl FnOnce(&mut Command),
+    ) -> Result<PathBuf, Error> {
         self.check_binary(package, bin)?;
-        let target = host_triple()?;
+        let target = target.to_string();
         let flags = [
             "-C".to_string(),
             "target-feature=+crt-static".to_string(),
@@ -335,10 +356,18 @@ impl Workspace {
             source,
         })?;
         if !status.success() {
+            let hint = if host_triple().is_ok_and(|host| host == target) {
+                String::new()
+            } else {
+                let variable = target.to_uppercase().replace('-', "_");
+                format!(
+                    "; a cross build needs a linker for {target}: set CARGO_TARGET_{variable}_LINKER, or give the binary in [image] binaries"
+                )
+            };
             return Err(Error::Failed {
                 command,
                 status: status.to_string(),
-                stderr: " (cargo's messages are above)".into(),
+                stderr: format!(" (cargo's messages are above{hint})"),
             });
         }
         let path = self.target_dir.join(&target).join("release").join(bin);
@@ -375,6 +404,48 @@ fn cargo_home() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
         .unwrap_or_else(|| PathBuf::from("/root/.cargo"))
+}
+
+/// The Rust target whose static binaries run on the platform `os`/`arch`[/`variant`]
+/// (glibc targets, like the host build), or `None` if wharf knows none.
+pub fn rust_target(os: &str, arch: &str, variant: Option<&str>) -> Option<&'static str> {
+    Some(match (os, arch, variant) {
+        ("linux", "amd64", None) => "x86_64-unknown-linux-gnu",
+        ("linux", "arm64", None | Some("v8")) => "aarch64-unknown-linux-gnu",
+        ("linux", "arm", Some("v7")) => "armv7-unknown-linux-gnueabihf",
+        ("linux", "386", None) => "i686-unknown-linux-gnu",
+        ("linux", "ppc64le", None) => "powerpc64le-unknown-linux-gnu",
+        ("linux", "s390x", None) => "s390x-unknown-linux-gnu",
+        ("linux", "riscv64", None) => "riscv64gc-unknown-linux-gnu",
+        _ => return None,
+    })
+}
+
+/// The Rust target for `platform` (`os/arch[/variant]`), checked to be installed: its
+/// standard library is in the sysroot (`rustup target add` puts it there).
+pub fn installed_rust_target(platform: &str) -> Result<&'static str, Error> {
+    let mut parts = platform.split('/');
+    let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
+    let target = os
+        .zip(arch)
+        .and_then(|(os, arch)| rust_target(os, arch, variant))
+        .ok_or_else(|| Error::NoRustTarget {
+            platform: platform.to_string(),
+        })?;
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let libdir = run(Command::new(rustc).args(["--print", "target-libdir", "--target", target]))?;
+    let has_std = std::fs::read_dir(libdir.trim()).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+    });
+    if !has_std {
+        return Err(Error::TargetNotInstalled {
+            platform: platform.to_string(),
+            target: target.to_string(),
+        });
+    }
+    Ok(target)
 }
 
 /// The host's target triple, from `rustc -vV`.

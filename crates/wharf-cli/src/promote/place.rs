@@ -197,6 +197,12 @@ impl Place {
                 let (media_type, bytes) = source
                     .manifest(client, digest)?
                     .ok_or_else(|| anyhow!("{source} holds no image {digest}"))?;
+                if media_type::is_index(&media_type) {
+                    // An index goes whole: every platform's image, then the index itself.
+                    let root = Descriptor::for_bytes(&media_type, &bytes);
+                    return copy::copy_from_layout(client, &from, &root, &to)
+                        .with_context(|| format!("copying {from} to {to}"));
+                }
                 let image = Layout::open(dir)?.image(
                     &Descriptor::for_bytes(&media_type, &bytes),
                     &wharf_oci::Platform::linux_amd64(),
