@@ -24,6 +24,9 @@ command -v file >/dev/null || missing+=(file)
 # under qemu.
 command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+# The Rust build stage of the Dockerfile tests (tests/fixtures/rust-builder.sh) gets its
+# shell from busybox.
+command -v busybox >/dev/null || missing+=(busybox-static)
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

@@ -19,6 +19,14 @@ pub struct Args {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    /// Runs of the Dockerfile comparison (each compiles the example twice in the engine:
+    /// once for wharf, once for docker build); 0 skips it.
+    #[arg(long, default_value_t = 3)]
+    dockerfile_runs: usize,
+    /// The Rust build stage's image for the Dockerfile comparison (default: one made from
+    /// this machine's toolchain).
+    #[arg(long, value_name = "IMAGE")]
+    rust_image: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -121,12 +129,44 @@ pub fn run(args: Args, session: &wharf::cli::Session) -> Result<()> {
         "docker build --no-cache",
         "docker build (cached)",
     ];
-    let results: Vec<Figures> = names
+    let mut results: Vec<Figures> = names
         .iter()
         .zip(times.iter_mut())
         .filter(|(_, t)| !t.is_empty())
         .map(|(name, t)| figures(name, t))
         .collect();
+    // Multi-platform: wharf's index, and buildx's where it runs (its figures' place in
+    // `results`, or why not).
+    let dir = scratch.path().join("platforms");
+    std::fs::create_dir_all(&dir)?;
+    let mut multi = crate::bench_platforms::measure(&plan, &binary, &dir, runs)?;
+    results.push(figures(
+        "wharf, index of 2 platforms (cold)",
+        &mut multi.wharf,
+    ));
+    let wharf_index = results.len() - 1;
+    let buildx = multi.buildx.map(|mut times| {
+        results.push(figures("docker buildx --platform (no cache)", &mut times));
+        results.len() - 1
+    });
+    let dockerfile = if docker && args.dockerfile_runs > 0 {
+        eprintln!(
+            "Dockerfile path: {} runs of wharf and docker build, cold and cached",
+            args.dockerfile_runs
+        );
+        let mut measured = crate::bench_dockerfile::measure(
+            &session.root,
+            args.dockerfile_runs,
+            args.rust_image.clone(),
+        )?;
+        let first = results.len();
+        for (name, times) in measured.names.iter().zip(measured.times.iter_mut()) {
+            results.push(figures(name, times));
+        }
+        Some(first)
+    } else {
+        None
+    };
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -156,6 +196,25 @@ pub fn run(args: Args, session: &wharf::cli::Session) -> Result<()> {
         println!(
             "no Docker engine answered `docker info`: docker side skipped (start dockerd to compare)"
         );
+    }
+    if let Some(first) = dockerfile {
+        let [wharf_cold, wharf_cached, docker_cold, docker_cached] =
+            [0, 1, 2, 3].map(|i| results[first + i].median_ms);
+        println!(
+            "ratio docker build / wharf image of examples/hello-service/Dockerfile: {:.2}x cold, {:.2}x cached",
+            docker_cold / wharf_cold,
+            docker_cached / wharf_cached
+        );
+    }
+    let wharf = results[wharf_index].median_ms;
+    match buildx {
+        Ok(index) => println!(
+            "ratio docker buildx build --platform / wharf, index of linux/amd64 and linux/arm64: {:.1}x",
+            results[index].median_ms / wharf
+        ),
+        Err(why) => {
+            println!("multi-platform: wharf's index took {wharf:.1} ms; not compared: {why}")
+        }
     }
     Ok(())
 }

@@ -3,8 +3,10 @@
 
 mod bench;
 mod bench_deploy;
+mod bench_dockerfile;
 mod bench_matrix;
 mod bench_pipeline;
+mod bench_platforms;
 mod bench_promote;
 mod bench_registry;
 mod bench_scan;

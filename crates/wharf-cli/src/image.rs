@@ -12,6 +12,10 @@ pub struct Args {
     /// Print the plan (tags, labels, layout) without building.
     #[arg(long)]
     dry_run: bool,
+    /// With `[image] dockerfile`: build every step again instead of using the engine's
+    /// cache, as `docker build --no-cache` does.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 /// Loads the workspace and git facts, and plans the image of the session's config.
@@ -31,7 +35,10 @@ pub fn plan(session: &Session) -> Result<(image::ImagePlan, Workspace)> {
 }
 
 pub fn run(args: Args, session: &Session) -> Result<()> {
-    let (plan, workspace) = plan(session)?;
+    let (mut plan, workspace) = plan(session)?;
+    if let Some(docker) = &mut plan.dockerfile {
+        docker.no_cache = args.no_cache;
+    }
     if args.dry_run {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
@@ -50,6 +57,19 @@ pub fn run(args: Args, session: &Session) -> Result<()> {
                     image::BinarySource::File { path } => path.display().to_string(),
                 };
                 println!("  {}: {binary}", platform.platform);
+            }
+            if let Some(docker) = &plan.dockerfile {
+                println!(
+                    "  built by the Docker engine from {} (context {})",
+                    docker.dockerfile.display(),
+                    docker.context.display()
+                );
+                for (name, value) in &docker.build_args {
+                    println!("  build arg {name}={value}");
+                }
+                if let Some(target) = &docker.target {
+                    println!("  target stage {target}");
+                }
             }
             if plan.index {
                 println!("  the tags name an OCI image index of these platforms");

@@ -282,6 +282,34 @@ pub fn docker_pull_and_probe_health(name: &str, container: &str) -> Option<u16> 
     status
 }
 
+/// The Rust build image examples/hello-service/Dockerfile takes as `RUST_IMAGE`, made from
+/// this machine's own toolchain and crates by `tests/fixtures/rust-builder.sh` (no image can
+/// be pulled here), once per toolchain, lockfile and script: later runs find it in the engine.
+pub fn rust_builder_image() -> String {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            let root = workspace_root();
+            let script = root.join("crates/wharf-e2e/tests/fixtures/rust-builder.sh");
+            let mut key = run(Command::new("rustc").arg("-vV")).stdout;
+            key.extend(std::fs::read(root.join("Cargo.lock")).unwrap());
+            key.extend(std::fs::read(&script).unwrap());
+            let digest = Digest::sha256(&key);
+            let name = format!("wharf-test/rust-builder:{}", &digest.hex()[..12]);
+            let present = Command::new("docker")
+                .args(["image", "inspect", &name])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !present {
+                run(Command::new("bash").arg(&script).arg(&name));
+            }
+            name
+        })
+        .clone()
+}
+
 /// The `cargo xtask` binary of this workspace, built once (dev profile, the same target
 /// directory as the tests, so usually already fresh).
 pub fn xtask_binary() -> PathBuf {
@@ -388,6 +416,17 @@ pub fn finished_steps(out: &Output) -> (Vec<serde_json::Value>, Vec<String>) {
 pub fn ok_json(out: Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", describe(&out));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)))
+}
+
+/// The built image's digest, from `ci --json`'s finished image step.
+pub fn built_digest(out: &Output) -> String {
+    assert!(out.status.success(), "{}", describe(out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "finished" && e["step"] == "image")
+        .and_then(|e| e["outputs"]["digest"]["value"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no image digest in {}", describe(out)))
 }
 
 /// Asserts the exit code and that stderr names every one of `words`.

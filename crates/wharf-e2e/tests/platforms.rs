@@ -11,8 +11,8 @@ use std::process::Command;
 use serde_json::Value;
 use wharf_e2e::registry::{Auth, Registry};
 use wharf_e2e::{
-    describe, docker_pull_and_probe_health, ok_json, require, require_docker, require_skopeo, run,
-    workspace_root, xtask_in,
+    built_digest, describe, docker_pull_and_probe_health, fixture_workspace, ok_json, require,
+    require_docker, require_skopeo, run, workspace_root, xtask_in,
 };
 
 /// What the arm64 binary prints, so that running it under qemu proves it is the one built.
@@ -174,6 +174,54 @@ fn an_index_of_amd64_and_arm64_pushes_whole_and_each_platform_runs() {
         .collect();
     assert_eq!(listed, ["linux/amd64", "linux/arm64"]);
 
+    // Signed as a whole: the signature names the index's digest, and verifies.
+    let keys = dir.join("cosign");
+    let generated = ok_json(xtask_in(
+        &workspace_root(),
+        &[
+            "keygen",
+            "--json",
+            "--output-key-prefix",
+            keys.to_str().unwrap(),
+        ],
+        &[("WHARF_SIGNING_KEY", "")],
+    ));
+    let image = format!("docker://{remote}");
+    let signed = ok_json(xtask_in(
+        &workspace_root(),
+        &[
+            "sign",
+            &image,
+            "--key",
+            generated["private_key"].as_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(signed["added"], true);
+    let verified = ok_json(xtask_in(
+        &workspace_root(),
+        &[
+            "verify",
+            &image,
+            "--key",
+            generated["public_key"].as_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(
+        verified["image"],
+        digest.as_str(),
+        "the index's digest is signed"
+    );
+    let signature = format!(
+        "docker://{}/wharf/hello-multi:sha256-{}.sig",
+        registry.host(),
+        &digest["sha256:".len()..]
+    );
+    run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &signature]));
+
     // skopeo picks the arm64 image; its binary is an aarch64 executable that runs under qemu.
     let arm_layout = dir.join("arm-copy");
     run(Command::new("skopeo").args([
@@ -219,4 +267,68 @@ fn unpack_binary(layout: &Path, root: &Path) -> PathBuf {
             .arg(root));
     }
     root.join("app/hello-service")
+}
+
+/// Promotion moves an index whole between OCI layouts (the embedded default): the stage's
+/// tag names the same index, and every platform's image is there.
+#[test]
+fn promotion_copies_an_index_whole_between_layouts() {
+    if !require_skopeo() {
+        return;
+    }
+    let ws = fixture_workspace(
+        r#"[image]
+package = "app"
+platforms = ["linux/amd64", "linux/arm64"]
+binaries = { "linux/arm64" = "dist/app-arm64" }
+[ci]
+steps = ["image"]
+
+[[stages]]
+name = "dev"
+location = "oci:target/wharf/oci/app"
+gates = { tests = true }
+
+[[stages]]
+name = "staging"
+from = "dev"
+location = "oci:target/wharf/stages/staging"
+gates = { tests = true }
+"#,
+    );
+    let root = ws.path();
+    // Not run here: any file stands for the binary built elsewhere.
+    std::fs::create_dir_all(root.join("dist")).unwrap();
+    std::fs::write(root.join("dist/app-arm64"), "an arm64 build of app").unwrap();
+    let digest = built_digest(&xtask_in(
+        root,
+        &["ci", "--json"],
+        &[("GITHUB_ACTOR", "ci")],
+    ));
+    for stage in ["dev", "staging"] {
+        let promoted = ok_json(xtask_in(
+            root,
+            &["promote", stage, "--json"],
+            &[("GITHUB_ACTOR", "ci")],
+        ));
+        assert_eq!(promoted["digest"], digest.as_str(), "{promoted}");
+    }
+    let staging = format!(
+        "oci:{}:staging",
+        root.join("target/wharf/stages/staging").display()
+    );
+    let raw = run(Command::new("skopeo").args(["inspect", "--raw", &staging])).stdout;
+    assert_eq!(digest_of(&raw), digest, "staging holds another image");
+    let index: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+    // Every platform's image is complete there: skopeo copies the arm64 one out.
+    let copy = root.join("arm64-copy");
+    run(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        "--override-arch",
+        "arm64",
+        &staging,
+        &format!("oci:{}:arm64", copy.display()),
+    ]));
 }

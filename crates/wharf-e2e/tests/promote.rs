@@ -7,22 +7,11 @@ use std::path::Path;
 use std::process::Output;
 
 use serde_json::{Value, json};
-use wharf_e2e::{describe, fails_with, fixture_workspace, ok_json, run, xtask_in};
+use wharf_e2e::{built_digest, describe, fails_with, fixture_workspace, ok_json, run, xtask_in};
 
 /// `cargo xtask ARGS` as `actor` (GITHUB_ACTOR is who the ledger records).
 fn xt(root: &Path, args: &[&str], actor: &str) -> Output {
     xtask_in(root, args, &[("GITHUB_ACTOR", actor)])
-}
-
-/// The built image's digest, from `ci --json`'s finished image step.
-fn built_digest(out: &Output) -> String {
-    assert!(out.status.success(), "{}", describe(out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|e| e["event"] == "finished" && e["step"] == "image")
-        .and_then(|e| e["outputs"]["digest"]["value"].as_str().map(str::to_string))
-        .unwrap_or_else(|| panic!("no image digest in {}", describe(out)))
 }
 
 /// What skopeo (not wharf) says a tag points at.

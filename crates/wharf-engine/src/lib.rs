@@ -15,9 +15,13 @@
 //! runtime and blocks on it: there is one connection at a time to drive, so no pool of
 //! threads is needed.
 
+mod build;
 mod containers;
+mod context;
 
+pub use build::BuildRequest;
 pub use containers::{Container, ContainerSpec};
+pub use context::{DOCKERIGNORE, context_tar};
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -72,6 +76,17 @@ pub enum Error {
         context: String,
         #[source]
         source: io::Error,
+    },
+    #[error("{why}")]
+    Context { why: String },
+    #[error("{}", build::describe_failure(step, message, output))]
+    BuildFailed {
+        /// `N/M (INSTRUCTION)`.
+        step: String,
+        /// The builder's message, e.g. `The command '/bin/sh -c make' returned a non-zero code: 2`.
+        message: String,
+        /// The step's last lines of output.
+        output: Vec<String>,
     },
     #[error(transparent)]
     Oci(#[from] wharf_oci::Error),

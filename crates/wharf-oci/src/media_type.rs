@@ -30,7 +30,39 @@ pub fn is_index(media_type: &str) -> bool {
     matches!(media_type, OCI_INDEX | DOCKER_MANIFEST_LIST)
 }
 
+/// The media type a manifest or index in JSON declares, or, as OCI lets it leave the field
+/// out, the one its shape says: an index lists `manifests`, an image manifest has `config`.
+pub fn of_manifest(json: &[u8]) -> String {
+    let value: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+    match value.get("mediaType").and_then(|m| m.as_str()) {
+        Some(declared) => declared.to_string(),
+        None if value.get("manifests").is_some() => OCI_INDEX.to_string(),
+        None => OCI_MANIFEST.to_string(),
+    }
+}
+
 /// Is this a gzip-compressed layer?
 pub fn is_gzip_layer(media_type: &str) -> bool {
     matches!(media_type, OCI_LAYER_GZIP | DOCKER_LAYER_GZIP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_without_its_media_type_is_known_by_its_shape() {
+        assert_eq!(
+            of_manifest(br#"{"schemaVersion":2,"manifests":[]}"#),
+            OCI_INDEX
+        );
+        assert_eq!(
+            of_manifest(br#"{"schemaVersion":2,"config":{},"layers":[]}"#),
+            OCI_MANIFEST
+        );
+        assert_eq!(
+            of_manifest(br#"{"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[]}"#),
+            DOCKER_MANIFEST_LIST
+        );
+    }
 }

@@ -251,6 +251,21 @@ pub struct ImageConfig {
     /// there is copied instead of compressed again. Unset: only the layout is looked in.
     #[serde(default)]
     pub layer_cache: Option<PathBuf>,
+    /// A Dockerfile (relative to the workspace root) to build with the Docker engine instead
+    /// of assembling the image around the package's binary. The package still names the
+    /// version and the SBOM; the Dockerfile decides everything in the image.
+    #[serde(default)]
+    pub dockerfile: Option<PathBuf>,
+    /// The Dockerfile build's context directory; default the workspace root. Its
+    /// `.dockerignore` applies.
+    #[serde(default)]
+    pub context: Option<PathBuf>,
+    /// `ARG` values for the Dockerfile build.
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    /// The Dockerfile stage to build (`docker build --target`); default the last.
+    #[serde(default)]
+    pub target: Option<String>,
 }
 
 impl ImageConfig {
@@ -374,6 +389,7 @@ impl Config {
                 parse_base(&image.base).map_err(|m| invalid(format!("image.base: {m}")))?;
             }
             check_platforms(image).map_err(invalid)?;
+            check_dockerfile(image).map_err(invalid)?;
         }
         // Stages are checked when the file is read, so a mistake there fails every
         // command at once (`ci --dry-run` too), not the first promotion.
@@ -436,6 +452,43 @@ fn check_platforms(image: &ImageConfig) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// With a Dockerfile, the keys that shape a daemonless image are the Dockerfile's job; the
+/// Dockerfile keys mean nothing without one.
+fn check_dockerfile(image: &ImageConfig) -> Result<(), String> {
+    if image.dockerfile.is_none() {
+        let stray = [
+            ("context", image.context.is_some()),
+            ("build_args", !image.build_args.is_empty()),
+            ("target", image.target.is_some()),
+        ];
+        return match stray.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(format!(
+                "image.{key} applies to Dockerfile builds only; add image.dockerfile, or remove it"
+            )),
+            None => Ok(()),
+        };
+    }
+    let daemonless = [
+        ("base", image.base != "scratch"),
+        ("user", image.user != default_user()),
+        ("entrypoint", image.entrypoint.is_some()),
+        ("cmd", !image.cmd.is_empty()),
+        ("env", !image.env.is_empty()),
+        ("ports", !image.ports.is_empty()),
+        ("workdir", image.workdir.is_some()),
+        ("files", !image.files.is_empty()),
+        ("platforms", !image.platforms.is_empty()),
+        ("binaries", !image.binaries.is_empty()),
+        ("layer_cache", image.layer_cache.is_some()),
+    ];
+    match daemonless.iter().find(|(_, set)| *set) {
+        Some((key, _)) => Err(format!(
+            "image.{key} shapes images built without a Dockerfile; with image.dockerfile, say it in the Dockerfile instead"
+        )),
+        None => Ok(()),
+    }
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -544,6 +597,14 @@ mod tests {
         check_err(
             "[image]\npackage = \"x\"\nbinaries = { \"linux/arm64\" = \"a\" }\n",
             "image.binaries: \"linux/arm64\" is not a platform the image is built for (linux/amd64); add it to image.platforms",
+        );
+        check_err(
+            "[image]\npackage = \"x\"\ndockerfile = \"Dockerfile\"\nports = [\"8080/tcp\"]\n",
+            "image.ports shapes images built without a Dockerfile; with image.dockerfile, say it in the Dockerfile instead",
+        );
+        check_err(
+            "[image]\npackage = \"x\"\ntarget = \"runtime\"\n",
+            "image.target applies to Dockerfile builds only",
         );
         let ok = "[image]\npackage = \"x\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\nbinaries = { \"linux/arm64\" = \"dist/x\" }\n";
         let image = Config::parse(ok, Path::new("x")).unwrap().image.unwrap();

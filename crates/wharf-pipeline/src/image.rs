@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use wharf_build::{Base, BuildSpec, LayerCache, LayerSpec, label};
-use wharf_oci::{Descriptor, Digest, Index, Layout, Platform, canonical_json, image, media_type};
+use wharf_engine::Engine;
+use wharf_oci::{
+    Descriptor, Digest, Index, Layout, Platform, Reference, canonical_json, image, media_type,
+};
 use wharf_source::{GitFacts, Workspace};
 
 use crate::config::{ImageConfig, parse_base, parse_user};
@@ -34,6 +37,8 @@ pub enum ImageError {
     Build(#[from] wharf_build::Error),
     #[error(transparent)]
     Oci(#[from] wharf_oci::Error),
+    #[error(transparent)]
+    Engine(#[from] wharf_engine::Error),
     #[error(
         "base image {location} is {actual}, but the config pins {expected} (update the pin in pipelines/wharf.toml if the change is intended)"
     )]
@@ -73,6 +78,22 @@ pub struct ImagePlan {
     pub index: bool,
     /// Absolute path of the layer cache (`[image] layer_cache`), if there is one.
     pub layer_cache: Option<PathBuf>,
+    /// `Some` when a Dockerfile builds the image (with the Docker engine); `platforms` is
+    /// then empty: nothing is compiled on the host.
+    pub dockerfile: Option<DockerfilePlan>,
+}
+
+/// A Dockerfile build.
+#[derive(Clone, Debug, Serialize)]
+pub struct DockerfilePlan {
+    /// Absolute paths.
+    pub dockerfile: PathBuf,
+    pub context: PathBuf,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    /// Build every step again instead of using the engine's cache (`docker build
+    /// --no-cache`); set by `cargo xtask image --no-cache`.
+    pub no_cache: bool,
 }
 
 /// One platform's image: where its binary comes from.
@@ -148,7 +169,11 @@ pub fn plan(
         .check_binary(&config.package, &binary)
         .map_err(|e| in_key("image.binary")(ImageError::Source(e)))?;
     open_base(&config.base).map_err(in_key("image.base"))?;
-    let platforms = plan_platforms(workspace, config, config_path)?;
+    let dockerfile = plan_dockerfile(workspace, config, config_path)?;
+    let platforms = match dockerfile {
+        Some(_) => Vec::new(),
+        None => plan_platforms(workspace, config, config_path)?,
+    };
     let repository = config
         .repository
         .clone()
@@ -250,7 +275,48 @@ pub fn plan(
             .layer_cache
             .as_ref()
             .map(|dir| workspace.root.join(dir)),
+        dockerfile,
     })
+}
+
+/// The Dockerfile build, if `[image] dockerfile` asks for one: its file and context must be
+/// there.
+fn plan_dockerfile(
+    workspace: &Workspace,
+    config: &ImageConfig,
+    config_path: &Path,
+) -> Result<Option<DockerfilePlan>, ImageError> {
+    let Some(dockerfile) = &config.dockerfile else {
+        return Ok(None);
+    };
+    let in_key = |key: &'static str, why: String| ImageError::Key {
+        path: config_path.to_path_buf(),
+        key,
+        cause: Box::new(ImageError::Config(why)),
+    };
+    let dockerfile = workspace.root.join(dockerfile);
+    if !dockerfile.is_file() {
+        return Err(in_key(
+            "image.dockerfile",
+            format!("{} is not a file", dockerfile.display()),
+        ));
+    }
+    let context = workspace
+        .root
+        .join(config.context.as_deref().unwrap_or(Path::new(".")));
+    if !context.is_dir() {
+        return Err(in_key(
+            "image.context",
+            format!("{} is not a directory", context.display()),
+        ));
+    }
+    Ok(Some(DockerfilePlan {
+        dockerfile,
+        context,
+        build_args: config.build_args.clone(),
+        target: config.target.clone(),
+        no_cache: false,
+    }))
 }
 
 /// Where each platform's binary comes from: `[image] binaries`, else a static cargo build
@@ -315,6 +381,9 @@ pub fn build_with(
     progress: &Progress,
     mut configure: impl FnMut(&mut std::process::Command),
 ) -> Result<ImageOutcome, ImageError> {
+    if plan.dockerfile.is_some() {
+        return build_dockerfile(plan, progress, |_| {});
+    }
     let mut binaries = Vec::new();
     for platform in &plan.platforms {
         let target = match &platform.binary {
@@ -375,6 +444,103 @@ pub fn assemble(
         Err(_) => step.failed(""),
     }
     result
+}
+
+/// Builds the plan's Dockerfile with the Docker engine, then reads the image back into the
+/// layout (through the same export as `docker-daemon:` locations) and tags it there. Each
+/// line the builder prints goes to the progress and to `on_line`.
+pub fn build_dockerfile(
+    plan: &ImagePlan,
+    progress: &Progress,
+    mut on_line: impl FnMut(&str),
+) -> Result<ImageOutcome, ImageError> {
+    let Some(docker) = &plan.dockerfile else {
+        return Err(ImageError::Config(
+            "the plan has no Dockerfile to build".into(),
+        ));
+    };
+    let step = progress.start(format!(
+        "building {} from {} with the Docker engine",
+        plan.repository,
+        docker.dockerfile.display()
+    ));
+    let result = dockerfile_inner(plan, docker, &mut |line| {
+        step.line(line);
+        on_line(line);
+    });
+    match &result {
+        Ok(outcome) => step.done(&format!(
+            "{} ({} layers)",
+            outcome.digest,
+            outcome.layers.len()
+        )),
+        Err(_) => step.failed(""),
+    }
+    result
+}
+
+fn dockerfile_inner(
+    plan: &ImagePlan,
+    docker: &DockerfilePlan,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<ImageOutcome, ImageError> {
+    let (context, dockerfile) = wharf_engine::context_tar(&docker.context, &docker.dockerfile)?;
+    let mut labels = plan.labels.clone();
+    labels.insert(label::CREATED.into(), wharf_build::rfc3339(plan.created)?);
+    let request = wharf_engine::BuildRequest {
+        context,
+        dockerfile,
+        args: docker.build_args.clone(),
+        target: docker.target.clone(),
+        labels,
+        no_cache: docker.no_cache,
+    };
+    let primary = plan
+        .tags
+        .first()
+        .ok_or_else(|| ImageError::Config("the plan has no tag".into()))?;
+    // The engine names the image as the layout will: repository and primary tag.
+    let name: Reference = format!("{}:{primary}", plan.repository.to_lowercase())
+        .parse()
+        .map_err(|e| ImageError::Config(format!("naming the image in the engine: {e}")))?;
+    let engine = Engine::connect()?;
+    engine.build(&request, &name, on_line)?;
+    let exported = engine.export(&name)?;
+    let layout = Layout::create(&plan.layout)?;
+    let (descriptor, _) = layout.write_image(exported.image(), Some(primary))?;
+    for tag in plan.tags.iter().skip(1) {
+        layout.tag(&descriptor, tag)?;
+    }
+    let image = layout.image(&descriptor, &Platform::linux_amd64())?;
+    let manifest = image::manifest(&image)?;
+    let config = image::config(&image)?;
+    let size = image::size(&image)?;
+    let layers = manifest
+        .layers
+        .iter()
+        .zip(config.rootfs.diff_ids)
+        .map(|(descriptor, diff_id)| wharf_build::Layer {
+            descriptor: descriptor.clone(),
+            diff_id,
+            reused: false,
+        })
+        .collect();
+    Ok(ImageOutcome {
+        digest: descriptor.digest.clone(),
+        reference: format!("oci:{}:{primary}", plan.layout.display()),
+        layout: plan.layout.clone(),
+        tags: plan.tags.clone(),
+        binary: docker.dockerfile.clone(),
+        config_digest: manifest.config.digest.clone(),
+        size,
+        layers,
+        platforms: vec![PlatformOutcome {
+            platform: format!("{}/{}", config.os, config.architecture),
+            digest: descriptor.digest,
+            binary: docker.dockerfile.clone(),
+            size,
+        }],
+    })
 }
 
 /// Opens the base image's layout and checks its pin: `None` for `scratch`.

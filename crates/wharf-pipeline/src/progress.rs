@@ -89,6 +89,13 @@ impl Step {
         }
     }
 
+    /// A line of the step's own output (e.g. a Docker build's), shown under the step.
+    pub fn line(&self, text: &str) {
+        if self.mode != Mode::Quiet {
+            self.suspend(|| eprintln!("    | {text}"));
+        }
+    }
+
     pub fn done(self, detail: &str) {
         self.finish("ok", detail);
     }

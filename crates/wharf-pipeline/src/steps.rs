@@ -318,9 +318,14 @@ impl Step for ImageStep {
         let git = wharf_source::git_facts(&root).map_err(|e| error(&e))?;
         let plan = image::plan(&workspace, &git, Some(&self.config), &self.config_path)
             .map_err(|e| error(&e))?;
-        let outcome = image::build_with(&plan, &workspace, &Progress::new(Mode::Quiet), |cmd| {
-            cx.attach(cmd)
-        })
+        let quiet = Progress::new(Mode::Quiet);
+        let outcome = match plan.dockerfile {
+            // The builder's lines go to the step's log, as cargo's do.
+            Some(_) => image::build_dockerfile(&plan, &quiet, |line| {
+                let _ = writeln!(cx.log(), "{line}");
+            }),
+            None => image::build_with(&plan, &workspace, &quiet, |cmd| cx.attach(cmd)),
+        }
         .map_err(|e| error(&e))?;
         let _ = writeln!(cx.log(), "{}\n{}", outcome.reference, outcome.digest);
         Ok(Outputs::from([

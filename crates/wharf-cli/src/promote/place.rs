@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
-use wharf_oci::{Descriptor, Digest, Layout, Location, Manifest, Reference, media_type};
+use wharf_oci::{Descriptor, Digest, Layout, Location, Reference, media_type};
 use wharf_pipeline::copy;
 use wharf_registry::Client;
 
@@ -71,10 +71,7 @@ impl Place {
                         digest.verify(&bytes).map_err(|e| {
                             anyhow!("{}: manifest {digest} is damaged: {e}", dir.display())
                         })?;
-                        let media_type = serde_json::from_slice::<Manifest>(&bytes)
-                            .map(|m| m.media_type().to_string())
-                            .unwrap_or_else(|_| media_type::OCI_MANIFEST.to_string());
-                        Ok(Some((media_type, bytes)))
+                        Ok(Some((media_type::of_manifest(&bytes), bytes)))
                     }
                     Err(_) => Ok(None),
                 }
@@ -106,29 +103,13 @@ impl Place {
         }
     }
 
-    /// The image's size and labels.
+    /// The image's size (config and compressed layers) and labels; an index's linux/amd64 image.
     pub fn facts(&self, client: &Client, digest: &Digest) -> Result<ImageFacts> {
-        let (_, bytes) = self
-            .manifest(client, digest)?
-            .ok_or_else(|| anyhow!("{} holds no image {digest}", self))?;
-        let manifest: Manifest = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{self}: manifest {digest} is not an image manifest"))?;
+        let image = self.image(client, digest)?;
+        let manifest = wharf_oci::image::manifest(image.as_ref())
+            .with_context(|| format!("{self}: reading the image {digest}"))?;
         let size = manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>();
-        let config = match self {
-            Place::Layout(dir) => Layout::open(dir)?.read_blob_bytes(&manifest.config.digest)?,
-            Place::Registry(repo) => {
-                let mut reader = client.blob(
-                    repo.registry(),
-                    repo.repository(),
-                    &manifest.config.digest,
-                    Some(manifest.config.size),
-                )?;
-                let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut reader, &mut bytes)?;
-                bytes
-            }
-        };
-        let labels = serde_json::from_slice::<wharf_oci::ImageConfig>(&config)
+        let labels = wharf_oci::image::config(image.as_ref())
             .ok()
             .and_then(|c| c.config)
             .map(|c| c.labels)
