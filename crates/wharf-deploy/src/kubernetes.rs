@@ -135,16 +135,24 @@ impl Target for KubernetesTarget {
         this.pin = Pin::Digest(digest.to_string());
         let files = wharf_k8s::render(&self.app, &stages)
             .map_err(|e| Error::Image(format!("rendering the manifests: {e}")))?;
-        let changed = files
-            .iter()
-            .filter(|f| {
-                std::fs::read_to_string(self.dir.join(&f.path))
-                    .ok()
-                    .as_deref()
-                    != Some(f.contents.as_str())
-            })
-            .map(|f| f.path.clone())
-            .collect();
+        // What writing would change: files with other contents, files not there yet, and
+        // stale generated files the write removes (wharf-k8s's own comparison).
+        let changed = match wharf_k8s::check(&self.dir, &files) {
+            Ok(()) => Vec::new(),
+            Err(wharf_k8s::CheckError::Drift(drift)) => {
+                let mut paths = drift.changed;
+                paths.extend(drift.missing);
+                paths.extend(drift.extra);
+                paths.sort();
+                paths
+            }
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("reading the manifests in {}", self.dir.display()),
+                    source: std::io::Error::other(e.to_string()),
+                });
+            }
+        };
         Ok(KubernetesPlan {
             stage: self.stage.clone(),
             digest: digest.clone(),

@@ -217,21 +217,38 @@ pub fn record_verified(root: &Path, digest: &wharf::oci::Digest, location: &str)
         .unwrap();
 }
 
-/// GET `path` on 127.0.0.1:`port`, returning the status code (None if nothing answers).
-pub fn http_status(port: u16, path: &str) -> Option<u16> {
+/// GET `path` on 127.0.0.1:`port` over a new connection (`Connection: close`, reads
+/// bounded by 10 s): the status code and the body, or what went wrong.
+pub fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .ok()?;
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
-    .ok()?;
+    .map_err(|e| e.to_string())?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no complete answer: {response:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    Ok((status, body.to_string()))
+}
+
+/// GET `path` on 127.0.0.1:`port`, returning the status code (None if nothing answers).
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    http_get(port, path).ok().map(|(status, _)| status)
 }
 
 /// A port that was free a moment ago, on 127.0.0.1.

@@ -5,7 +5,6 @@
 //! address every 100 ms over a fresh connection throughout, and must never see a failure.
 //! Containers are checked with the `docker` CLI, the ledger through `history` and `dora`.
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,26 +24,9 @@ fn xt(root: &Path, args: &[&str]) -> Output {
 
 /// GET /health over a new connection: `Ok(body)` for a 200, else what went wrong.
 fn get_health(port: u16) -> Result<String, String> {
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("no complete answer: {response:?}"))?;
-    match head.split_whitespace().nth(1) {
-        Some("200") => Ok(body.to_string()),
-        other => Err(format!("status {other:?}: {body}")),
+    match wharf_e2e::http_get(port, "/health")? {
+        (200, body) => Ok(body),
+        (status, body) => Err(format!("status {status}: {body}")),
     }
 }
 

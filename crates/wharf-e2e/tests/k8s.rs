@@ -92,6 +92,25 @@ fn kustomize(overlay: &Path) -> (String, Vec<Value>) {
     (yaml, serde_json::from_slice(&out.stdout).unwrap())
 }
 
+/// The objects `kubectl kustomize OVERLAY` builds, after `kubernetes-validate --strict`
+/// accepted them (the YAML is written to `scratch` for it).
+fn built_and_validated(overlay: &Path, scratch: &Path) -> Vec<Value> {
+    let (yaml, objects) = kustomize(overlay);
+    let name = overlay.file_name().unwrap().to_string_lossy();
+    let file = scratch.join(format!("{name}.yaml"));
+    std::fs::write(&file, yaml).unwrap();
+    let validated = run(Command::new("kubernetes-validate")
+        .args(["--strict", "--quiet"])
+        .arg(&file));
+    assert!(
+        validated.status.success(),
+        "{}: {}",
+        overlay.display(),
+        describe(&validated)
+    );
+    objects
+}
+
 fn object<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
     objects
         .iter()
@@ -138,18 +157,7 @@ fn render_k8s_pins_each_stage_to_its_digest_and_validates() {
         ("production", 3, &first),
     ];
     for (stage, replicas, digest) in expected {
-        let overlay = dir.join("overlays").join(stage);
-        let (yaml, objects) = kustomize(&overlay);
-        let file = root.join(format!("{stage}.yaml"));
-        std::fs::write(&file, &yaml).unwrap();
-        let validated = run(Command::new("kubernetes-validate")
-            .args(["--strict", "--quiet"])
-            .arg(&file));
-        assert!(
-            validated.status.success(),
-            "{stage}: {}",
-            describe(&validated)
-        );
+        let objects = built_and_validated(&dir.join("overlays").join(stage), root);
 
         let deployment = object(&objects, "Deployment");
         assert_eq!(deployment["spec"]["replicas"], replicas, "{stage}");
@@ -266,16 +274,9 @@ fn this_repositorys_manifests_are_current_and_valid() {
     }
     let scratch = tempfile::tempdir().unwrap();
     for stage in ["dev", "staging", "production"] {
-        let (yaml, objects) = kustomize(&root.join("deploy/k8s/overlays").join(stage));
-        let file = scratch.path().join(format!("{stage}.yaml"));
-        std::fs::write(&file, yaml).unwrap();
-        let validated = run(Command::new("kubernetes-validate")
-            .args(["--strict", "--quiet"])
-            .arg(&file));
-        assert!(
-            validated.status.success(),
-            "{stage}: {}",
-            describe(&validated)
+        let objects = built_and_validated(
+            &root.join("deploy/k8s/overlays").join(stage),
+            scratch.path(),
         );
         let deployment = object(&objects, "Deployment");
         assert!(
