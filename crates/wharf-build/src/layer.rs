@@ -290,11 +290,13 @@ pub fn write_layer_cached(
     if let Some(descriptor) = known.get(&diff_id).filter(|d| layout.has_intact_blob(d)) {
         return Ok(reused(descriptor));
     }
-    if let Some(descriptor) = cache.find(&diff_id) {
-        let blob = cache.layout().read_blob(descriptor)?;
-        if layout.write_blob(descriptor, blob).is_ok() {
-            return Ok(reused(descriptor));
-        }
+    // A cached blob that is gone (another build's `keep` pruned it) or does not match its
+    // digest costs a compression, never the build.
+    if let Some(descriptor) = cache.find(&diff_id)
+        && let Ok(blob) = cache.layout().read_blob(descriptor)
+        && layout.write_blob(descriptor, blob).is_ok()
+    {
+        return Ok(reused(descriptor));
     }
     let layer = write_layer(spec, owner, layout, &BTreeMap::new())?;
     if layer.diff_id != diff_id {

@@ -599,8 +599,12 @@ fn assemble_inner(plan: &ImagePlan, binaries: &[PathBuf]) -> Result<ImageOutcome
         let image = layout.image(&result.descriptor, &platform)?;
         if let Some(cache) = &cache {
             // One entry per repository and platform: the next build finds these layers.
+            // The image is built; a cache that cannot keep it (a full disk, another build
+            // pruning at the same moment) costs the next build a compression, not this one.
             let name = format!("{}-{platform}", plan.repository).replace('/', "_");
-            cache.keep(&image, &name)?;
+            if let Err(e) = cache.keep(&image, &name) {
+                tracing::warn!(cache = %cache.layout().root().display(), "keeping the layers in the layer cache: {e}");
+            }
         }
         let outcome = PlatformOutcome {
             platform: platform_plan.platform.clone(),
