@@ -322,6 +322,18 @@ impl Workspace {
         self.build_static_for(package, bin, &host_triple()?, configure)
     }
 
+    /// Whether a linker for `target` is set: `CARGO_TARGET_<TRIPLE>_LINKER`, or a
+    /// `[target.<triple>]` table in the workspace's `.cargo/config.toml`.
+    fn linker_configured(&self, target: &str) -> bool {
+        let variable = format!(
+            "CARGO_TARGET_{}_LINKER",
+            target.to_uppercase().replace('-', "_")
+        );
+        std::env::var_os(variable).is_some()
+            || std::fs::read_to_string(self.root.join(".cargo/config.toml"))
+                .is_ok_and(|text| text.contains(&format!("[target.{target}]")))
+    }
+
     /// [`Workspace::build_static_with`] for the Rust target `target` (which needs its
     /// standard library installed, [`installed_rust_target`], and, when it is not the
     /// host's, a linker for it: cargo's `CARGO_TARGET_<TRIPLE>_LINKER`).
@@ -341,27 +353,40 @@ impl Workspace {
             remap(&self.root, "/src"),
             remap(&self.target_dir, "/target"),
         ];
-        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let host = host_triple()?;
+        let subcommand = cargo_subcommand(&target, &host, self.linker_configured(&target), || {
+            Command::new(&cargo)
+                .args(["zigbuild", "--version"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        let mut args = static_build_args(package, bin);
+        args[0] = subcommand.to_string();
+        let mut cmd = Command::new(&cargo);
         cmd.current_dir(&self.root)
-            .args(static_build_args(package, bin))
+            .args(&args)
             .arg(&target)
             .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
             .env_remove("RUSTFLAGS");
         configure(&mut cmd);
-        let command =
-            format!("cargo build --release --package {package} --bin {bin} --target {target}");
+        let command = format!(
+            "cargo {subcommand} --release --package {package} --bin {bin} --target {target}"
+        );
         tracing::debug!(command = ?cmd, "starting process");
         let status = cmd.status().map_err(|source| Error::Spawn {
             command: command.clone(),
             source,
         })?;
         if !status.success() {
-            let hint = if host_triple().is_ok_and(|host| host == target) {
+            let hint = if host == target || subcommand == "zigbuild" {
                 String::new()
             } else {
                 let variable = target.to_uppercase().replace('-', "_");
                 format!(
-                    "; a cross build needs a linker for {target}: set CARGO_TARGET_{variable}_LINKER, or give the binary in [image] binaries"
+                    "; a cross build needs a linker for {target}: set CARGO_TARGET_{variable}_LINKER, install cargo-zigbuild (wharf uses it when no linker is set), or give the binary in [image] binaries"
                 )
             };
             return Err(Error::Failed {
@@ -404,6 +429,22 @@ fn cargo_home() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
         .unwrap_or_else(|| PathBuf::from("/root/.cargo"))
+}
+
+/// The cargo subcommand that builds for `target` on `host`: `build`, or `zigbuild` for a
+/// cross target with no linker configured when cargo-zigbuild is installed (it links with
+/// zig, so no cross C toolchain is needed). `zigbuild_installed` is asked only then.
+pub fn cargo_subcommand(
+    target: &str,
+    host: &str,
+    linker_configured: bool,
+    zigbuild_installed: impl FnOnce() -> bool,
+) -> &'static str {
+    if target != host && !linker_configured && zigbuild_installed() {
+        "zigbuild"
+    } else {
+        "build"
+    }
 }
 
 /// The Rust target whose static binaries run on the platform `os`/`arch`[/`variant`]
@@ -465,6 +506,17 @@ pub fn host_triple() -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cross_builds_use_cargo_zigbuild_only_without_a_linker_and_when_it_is_installed() {
+        let host = "x86_64-unknown-linux-gnu";
+        let arm = "aarch64-unknown-linux-gnu";
+        let never = || -> bool { panic!("zigbuild looked up for a build that needs none") };
+        assert_eq!(cargo_subcommand(host, host, false, never), "build");
+        assert_eq!(cargo_subcommand(arm, host, true, never), "build");
+        assert_eq!(cargo_subcommand(arm, host, false, || true), "zigbuild");
+        assert_eq!(cargo_subcommand(arm, host, false, || false), "build");
+    }
 
     #[test]
     fn git_facts_of_a_fresh_repository() {
