@@ -35,17 +35,18 @@ pub struct BuildRequest {
 }
 
 impl Engine {
-    /// Builds `request` and tags the result `name`; every line the builder prints goes to
+    /// Builds `request` (the context is handed to the engine, not copied) and tags the
+    /// result `name`; every line the builder prints goes to
     /// `on_line` as it comes. Returns the image ID.
     pub fn build(
         &self,
-        request: &BuildRequest,
+        request: BuildRequest,
         name: &Reference,
         on_line: &mut dyn FnMut(&str),
     ) -> Result<String> {
         let tag = engine_name(name)?;
-        let args: HashMap<String, String> = request.args.clone().into_iter().collect();
-        let labels: HashMap<String, String> = request.labels.clone().into_iter().collect();
+        let args: HashMap<String, String> = request.args.into_iter().collect();
+        let labels: HashMap<String, String> = request.labels.into_iter().collect();
         let mut options = BuildImageOptionsBuilder::default()
             .dockerfile(&request.dockerfile)
             .t(&tag)
@@ -57,7 +58,7 @@ impl Engine {
         if let Some(target) = &request.target {
             options = options.target(target);
         }
-        let body = bollard::body_full(Bytes::from(request.context.clone()));
+        let body = bollard::body_full(Bytes::from(request.context));
         let mut log = BuildLog::default();
         self.runtime.block_on(async {
             let mut messages = self.docker.build_image(options.build(), None, Some(body));

@@ -463,8 +463,8 @@ fn check_dockerfile(image: &ImageConfig) -> Result<(), String> {
             ("build_args", !image.build_args.is_empty()),
             ("target", image.target.is_some()),
         ];
-        return match stray.iter().find(|(_, set)| *set) {
-            Some((key, _)) => Err(format!(
+        return match first_set(&stray) {
+            Some(key) => Err(format!(
                 "image.{key} applies to Dockerfile builds only; add image.dockerfile, or remove it"
             )),
             None => Ok(()),
@@ -483,12 +483,17 @@ fn check_dockerfile(image: &ImageConfig) -> Result<(), String> {
         ("binaries", !image.binaries.is_empty()),
         ("layer_cache", image.layer_cache.is_some()),
     ];
-    match daemonless.iter().find(|(_, set)| *set) {
-        Some((key, _)) => Err(format!(
+    match first_set(&daemonless) {
+        Some(key) => Err(format!(
             "image.{key} shapes images built without a Dockerfile; with image.dockerfile, say it in the Dockerfile instead"
         )),
         None => Ok(()),
     }
+}
+
+/// The first key of `keys` that the config sets.
+fn first_set<'a>(keys: &[(&'a str, bool)]) -> Option<&'a str> {
+    keys.iter().find(|(_, set)| *set).map(|(key, _)| *key)
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {

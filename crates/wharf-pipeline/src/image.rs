@@ -141,6 +141,15 @@ pub struct PlatformOutcome {
     pub size: u64,
 }
 
+/// `cause`, naming the config file and the key that led to it.
+fn in_key(config_path: &Path, key: &'static str, cause: ImageError) -> ImageError {
+    ImageError::Key {
+        path: config_path.to_path_buf(),
+        key,
+        cause: Box::new(cause),
+    }
+}
+
 /// Decides what to build from the config and the facts of the source tree.
 pub fn plan(
     workspace: &Workspace,
@@ -151,13 +160,7 @@ pub fn plan(
     let config = config.ok_or_else(|| ImageError::NotConfigured(config_path.to_path_buf()))?;
     // Everything the config names is checked here, so `ci --dry-run` and `image` fail
     // with the key to fix before anything is compiled.
-    let in_key = |key: &'static str| {
-        move |cause: ImageError| ImageError::Key {
-            path: config_path.to_path_buf(),
-            key,
-            cause: Box::new(cause),
-        }
-    };
+    let in_key = |key: &'static str| move |cause| in_key(config_path, key, cause);
     let package = workspace
         .package_facts(&config.package)
         .map_err(|e| in_key("image.package")(ImageError::Source(e)))?;
@@ -289,16 +292,12 @@ fn plan_dockerfile(
     let Some(dockerfile) = &config.dockerfile else {
         return Ok(None);
     };
-    let in_key = |key: &'static str, why: String| ImageError::Key {
-        path: config_path.to_path_buf(),
-        key,
-        cause: Box::new(ImageError::Config(why)),
-    };
     let dockerfile = workspace.root.join(dockerfile);
     if !dockerfile.is_file() {
         return Err(in_key(
+            config_path,
             "image.dockerfile",
-            format!("{} is not a file", dockerfile.display()),
+            ImageError::Config(format!("{} is not a file", dockerfile.display())),
         ));
     }
     let context = workspace
@@ -306,8 +305,9 @@ fn plan_dockerfile(
         .join(config.context.as_deref().unwrap_or(Path::new(".")));
     if !context.is_dir() {
         return Err(in_key(
+            config_path,
             "image.context",
-            format!("{} is not a directory", context.display()),
+            ImageError::Config(format!("{} is not a directory", context.display())),
         ));
     }
     Ok(Some(DockerfilePlan {
@@ -327,11 +327,6 @@ fn plan_platforms(
     config: &ImageConfig,
     config_path: &Path,
 ) -> Result<Vec<PlatformPlan>, ImageError> {
-    let in_key = |key: &'static str, cause: ImageError| ImageError::Key {
-        path: config_path.to_path_buf(),
-        key,
-        cause: Box::new(cause),
-    };
     config
         .platform_list()
         .into_iter()
@@ -341,6 +336,7 @@ fn plan_platforms(
                     let path = workspace.root.join(path);
                     if !path.is_file() {
                         return Err(in_key(
+                            config_path,
                             "image.binaries",
                             ImageError::Config(format!(
                                 "the binary for {platform}, {}, is not a file (build it first, or fix the path)",
@@ -350,11 +346,16 @@ fn plan_platforms(
                     }
                     BinarySource::File { path }
                 }
-                None => match wharf_source::installed_rust_target(&platform) {
+                None => match Platform::parse(&platform)
+                    .map_err(ImageError::Config)
+                    .and_then(|p| {
+                        let variant = p.variant.as_deref();
+                        Ok(wharf_source::installed_rust_target(&p.os, &p.architecture, variant)?)
+                    }) {
                     Ok(target) => BinarySource::Compile {
                         target: target.to_string(),
                     },
-                    Err(e) => return Err(in_key("image.platforms", e.into())),
+                    Err(e) => return Err(in_key(config_path, "image.platforms", e)),
                 },
             };
             Ok(PlatformPlan { platform, binary })
@@ -504,7 +505,7 @@ fn dockerfile_inner(
         .parse()
         .map_err(|e| ImageError::Config(format!("naming the image in the engine: {e}")))?;
     let engine = Engine::connect()?;
-    engine.build(&request, &name, on_line)?;
+    engine.build(request, &name, on_line)?;
     let exported = engine.export(&name)?;
     let layout = Layout::create(&plan.layout)?;
     let (descriptor, _) = layout.write_image(exported.image(), Some(primary))?;

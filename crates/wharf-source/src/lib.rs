@@ -462,17 +462,20 @@ pub fn rust_target(os: &str, arch: &str, variant: Option<&str>) -> Option<&'stat
     })
 }
 
-/// The Rust target for `platform` (`os/arch[/variant]`), checked to be installed: its
+/// The Rust target for the platform `os`/`arch`[/`variant`], checked to be installed: its
 /// standard library is in the sysroot (`rustup target add` puts it there).
-pub fn installed_rust_target(platform: &str) -> Result<&'static str, Error> {
-    let mut parts = platform.split('/');
-    let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
-    let target = os
-        .zip(arch)
-        .and_then(|(os, arch)| rust_target(os, arch, variant))
-        .ok_or_else(|| Error::NoRustTarget {
-            platform: platform.to_string(),
-        })?;
+pub fn installed_rust_target(
+    os: &str,
+    arch: &str,
+    variant: Option<&str>,
+) -> Result<&'static str, Error> {
+    let platform = match variant {
+        Some(variant) => format!("{os}/{arch}/{variant}"),
+        None => format!("{os}/{arch}"),
+    };
+    let target = rust_target(os, arch, variant).ok_or_else(|| Error::NoRustTarget {
+        platform: platform.clone(),
+    })?;
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let libdir = run(Command::new(rustc).args(["--print", "target-libdir", "--target", target]))?;
     let has_std = std::fs::read_dir(libdir.trim()).is_ok_and(|entries| {
@@ -482,25 +485,31 @@ pub fn installed_rust_target(platform: &str) -> Result<&'static str, Error> {
     });
     if !has_std {
         return Err(Error::TargetNotInstalled {
-            platform: platform.to_string(),
+            platform,
             target: target.to_string(),
         });
     }
     Ok(target)
 }
 
-/// The host's target triple, from `rustc -vV`.
+/// The host's target triple, from `rustc -vV`, asked once per process.
 pub fn host_triple() -> Result<String, Error> {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(host) = HOST.get() {
+        return Ok(host.clone());
+    }
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let out = run(Command::new(rustc).arg("-vV"))?;
-    out.lines()
+    let host = out
+        .lines()
         .find_map(|l| l.strip_prefix("host: "))
         .map(str::to_string)
         .ok_or_else(|| Error::Failed {
             command: "rustc -vV".into(),
             status: "no host line".into(),
             stderr: String::new(),
-        })
+        })?;
+    Ok(HOST.get_or_init(|| host).clone())
 }
 
 #[cfg(test)]
