@@ -108,6 +108,14 @@ fi
 log "cargo xtask ci (DOCKER_HOST pointed at nothing: the main job must not need an engine)"
 DOCKER_HOST=unix:///nonexistent/docker.sock cargo xtask ci
 
+# Elsewhere the tests read the database the main job uses (and cloned if it was missing).
+cargo_home_db="${CARGO_HOME:-$HOME/.cargo}/advisory-db"
+if [ -z "${WHARF_ADVISORY_DB:-}" ] && [ -d "$cargo_home_db/crates" ]; then
+  WHARF_ADVISORY_DB="$(cd "$cargo_home_db" && pwd)"
+  export WHARF_ADVISORY_DB
+  log "advisory database for the tests: $WHARF_ADVISORY_DB"
+fi
+
 # --- every test, services required --------------------------------------------------------
 # A test that cannot run here says so in this file (wharf_e2e::skip); with services required
 # that is a failure anyway, but the summary below names it either way.
